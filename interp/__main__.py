@@ -1,0 +1,7 @@
+"""Entry point for `python -m interp`."""
+
+import sys
+
+from interp.cli import main
+
+sys.exit(main())

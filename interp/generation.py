@@ -1,0 +1,320 @@
+"""One decoding loop for every experiment: batched, left padded, with or without the KV cache.
+
+Before each forward the loop publishes a `TokenState` (tokens so far, where each prompt ends, which
+positions this forward feeds, which sequences are still edited), so position-selective edits land
+on exactly the positions their rule names, whatever the batching and caching. Logit processors see
+the next-token logits and the state (a logits penalty is one). Greedy output with no edits equals
+Hugging Face `generate` token for token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from interp.interventions import Edit, edits
+from interp.positions import TokenState, token_state
+
+LogitProcessor = Callable[[Float[Tensor, "batch vocab"], TokenState], Float[Tensor, "batch vocab"]]
+
+
+class GenerationError(ValueError):
+    """Bad input to the decoding loop; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """How to decode. Saved with every result that decodes."""
+
+    max_new_tokens: int = 64
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int = 0
+    stop_strings: tuple[str, ...] = ()
+    stop_at_eos: bool = True
+    use_cache: bool = True
+    batch_size: int = 8
+
+
+@dataclass
+class Generation:
+    """What the loop returns, one entry per prompt in the order given."""
+
+    prompt_tokens: list[list[int]]
+    tokens: list[list[int]]
+    texts: list[str]
+    finish_reasons: list[str]
+    logprobs: list[list[float]]
+    edited: list[list[bool]]
+    config: GenerationConfig
+    step_info: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def n_generated(self) -> list[int]:
+        return [len(t) for t in self.tokens]
+
+
+@dataclass
+class TokenPenalty:
+    """Add `value` to the logits of `token_ids` (the logits-penalty baseline of SEAL)."""
+
+    token_ids: tuple[int, ...]
+    value: float = -3.0
+
+    @classmethod
+    def containing(cls, tokenizer, strings: Sequence[str], value: float = -3.0) -> TokenPenalty:
+        """Penalise every vocabulary token whose text contains one of `strings`."""
+        ids = tuple(
+            i for i in range(len(tokenizer)) if any(s in tokenizer.decode([i]) for s in strings)
+        )
+        if not ids:
+            raise GenerationError(f"no token of this vocabulary contains any of {list(strings)!r}")
+        return cls(ids, value)
+
+    def __call__(self, logits: Float[Tensor, "batch vocab"], state: TokenState) -> Tensor:
+        logits = logits.clone()
+        logits[:, list(self.token_ids)] += self.value
+        return logits
+
+
+def eos_token_ids(model) -> set[int]:
+    """The ids that end a sequence: the tokenizer's eos and the model's generation config's."""
+    ids: set[int] = set()
+    tokenizer = model.tokenizer
+    if tokenizer is not None and tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    generation_config = getattr(getattr(model, "original_model", None), "generation_config", None)
+    configured = getattr(generation_config, "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif configured:
+        ids.update(int(i) for i in configured)
+    return ids
+
+
+def encode_prompts(model, prompts: Sequence[str] | Sequence[Sequence[int]]) -> list[list[int]]:
+    """Token ids for each prompt; strings are tokenized without added special tokens."""
+    if len(prompts) == 0:
+        raise GenerationError("no prompts given")
+    encoded = []
+    for prompt in prompts:
+        if isinstance(prompt, str):
+            if model.tokenizer is None:
+                raise GenerationError(
+                    "this model has no tokenizer: pass token ids, or load it with a tokenizer"
+                )
+            ids = model.tokenizer.encode(prompt, add_special_tokens=False)
+        else:
+            ids = [int(t) for t in prompt]
+        if not ids:
+            raise GenerationError("an empty prompt cannot be decoded from; give at least one token")
+        encoded.append(ids)
+    return encoded
+
+
+def left_pad(
+    sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"
+) -> tuple[Int[Tensor, "batch total"], Int[Tensor, "batch total"]]:
+    """Stack token lists into a left-padded batch and its attention mask."""
+    length = max(len(s) for s in sequences)
+    tokens = torch.full((len(sequences), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), length), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        if seq:
+            tokens[row, length - len(seq) :] = torch.tensor(list(seq))
+            mask[row, length - len(seq) :] = 1
+    return tokens.to(device), mask.to(device)
+
+
+def pad_token_id(model) -> int:
+    tokenizer = model.tokenizer
+    if tokenizer is not None and tokenizer.pad_token_id is not None:
+        return int(tokenizer.pad_token_id)
+    if tokenizer is not None and tokenizer.eos_token_id is not None:
+        return int(tokenizer.eos_token_id)
+    return 0
+
+
+def context_length(model) -> int:
+    return int(model.cfg.n_ctx)
+
+
+def generate(
+    model,
+    prompts: Sequence[str] | Sequence[Sequence[int]],
+    *,
+    edit_list: Sequence[Edit] = (),
+    config: GenerationConfig | None = None,
+    logit_processors: Sequence[LogitProcessor] = (),
+    progress: bool = False,
+    **overrides: Any,
+) -> Generation:
+    """Decode from every prompt; keyword overrides set `GenerationConfig` fields.
+
+    Sampling draws from one generator per prompt, seeded with `seed + index`, so a batch gives the
+    same samples as decoding the prompts one by one with those seeds.
+    """
+    config = GenerationConfig(**{**(config.__dict__ if config else {}), **overrides})
+    if config.max_new_tokens < 1:
+        raise GenerationError("max_new_tokens must be at least 1")
+    encoded = encode_prompts(model, prompts)
+    limit = context_length(model)
+    for index, ids in enumerate(encoded):
+        if len(ids) + config.max_new_tokens > limit:
+            raise GenerationError(
+                f"prompt {index} has {len(ids)} tokens; with max_new_tokens={config.max_new_tokens} "
+                f"that passes the model's context of {limit} tokens. Shorten the prompt or lower "
+                f"max_new_tokens."
+            )
+    results: list[dict[str, Any] | None] = [None] * len(encoded)
+    batches = range(0, len(encoded), config.batch_size)
+    with edits(model, edit_list), torch.no_grad():
+        for start in tqdm(batches, desc="decoding", disable=not progress):
+            chunk = encoded[start : start + config.batch_size]
+            seeds = [config.seed + start + i for i in range(len(chunk))]
+            for offset, item in enumerate(
+                _decode_batch(model, chunk, config, logit_processors, seeds)
+            ):
+                results[start + offset] = item
+    tokenizer = model.tokenizer
+    return Generation(
+        prompt_tokens=encoded,
+        tokens=[r["tokens"] for r in results],
+        texts=[tokenizer.decode(r["tokens"]) if tokenizer else "" for r in results],
+        finish_reasons=[r["finish"] for r in results],
+        logprobs=[r["logprobs"] for r in results],
+        edited=[r["edited"] for r in results],
+        config=config,
+    )
+
+
+def _decode_batch(
+    model,
+    prompts: list[list[int]],
+    config: GenerationConfig,
+    logit_processors: Sequence[LogitProcessor],
+    seeds: list[int],
+) -> list[dict[str, Any]]:
+    """Decode one left-padded batch; returns per-sequence tokens, logprobs and touched positions."""
+    device = next(model.parameters()).device
+    pad_id = pad_token_id(model)
+    tokens, attention_mask = left_pad(prompts, pad_id, device)
+    batch = tokens.shape[0]
+    pad = (attention_mask == 0).sum(-1)
+    prompt_end = torch.full((batch,), tokens.shape[1], dtype=torch.long, device=device)
+    state = TokenState(tokens=tokens, pad=pad, prompt_end=prompt_end, chunk_start=0)
+    eos = eos_token_ids(model) if config.stop_at_eos else set()
+    eos_tensor = torch.tensor(sorted(eos) or [-1], device=device)
+    generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    finish = ["length"] * batch
+    generated: list[list[int]] = [[] for _ in range(batch)]
+    logprobs: list[list[float]] = [[] for _ in range(batch)]
+    past = None
+
+    for _ in range(config.max_new_tokens):
+        with token_state(state):
+            if config.use_cache:
+                feed = tokens if past is None else tokens[:, -1:]
+                state.chunk_start = tokens.shape[1] - feed.shape[1]
+                logits, past = model(
+                    feed,
+                    return_type="logits_and_cache",
+                    attention_mask=attention_mask,
+                    past_key_values=past,
+                    use_cache=True,
+                )
+            else:
+                state.chunk_start = 0
+                logits = model(tokens, attention_mask=attention_mask)
+        model_logits = logits[:, -1, :].float()
+        next_logits = model_logits
+        for processor in logit_processors:
+            next_logits = processor(next_logits, state)
+        next_tokens = _choose(next_logits, config, generators)
+        next_tokens = torch.where(finished, torch.full_like(next_tokens, pad_id), next_tokens)
+        # The model's own log-probability of each chosen token (before any logit processor).
+        step_logprobs = torch.log_softmax(model_logits, -1).gather(-1, next_tokens[:, None])[:, 0]
+
+        for row in range(batch):
+            if finished[row]:
+                continue
+            generated[row].append(int(next_tokens[row]))
+            logprobs[row].append(float(step_logprobs[row]))
+        newly_eos = torch.isin(next_tokens, eos_tensor) & ~finished
+        for row in torch.nonzero(newly_eos).flatten().tolist():
+            finish[row] = "eos"
+        finished |= newly_eos
+        if config.stop_strings:
+            for row in range(batch):
+                if not finished[row] and _hit_stop_string(
+                    model, generated[row], config.stop_strings
+                ):
+                    finished[row] = True
+                    finish[row] = "stop_string"
+        if bool(finished.all()):
+            break
+        tokens = torch.cat([tokens, next_tokens[:, None]], dim=1)
+        attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], dim=1)
+        state.tokens = tokens
+
+    touched = state.touched
+    out = []
+    for row in range(batch):
+        start = int(pad[row])
+        n_positions = len(prompts[row]) + len(generated[row])
+        if touched is None:
+            edited = [False] * n_positions
+        else:
+            row_touched = touched[row, start:].tolist()
+            edited = (row_touched + [False] * n_positions)[:n_positions]
+        out.append(
+            {
+                "tokens": generated[row],
+                "finish": finish[row],
+                "logprobs": logprobs[row],
+                "edited": edited,
+            }
+        )
+    return out
+
+
+def _choose(
+    logits: Float[Tensor, "batch vocab"],
+    config: GenerationConfig,
+    generators: list[torch.Generator],
+) -> Int[Tensor, " batch"]:
+    """Greedy argmax, or a sample per sequence from its own generator (top-k / top-p / temperature)."""
+    if not config.do_sample:
+        return logits.argmax(-1)
+    scaled = logits / max(config.temperature, 1e-6)
+    if config.top_k is not None:
+        kth = scaled.topk(config.top_k, dim=-1).values[:, -1:]
+        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    if config.top_p is not None:
+        sorted_logits, order = scaled.sort(dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cumulative - sorted_logits.softmax(-1) > config.top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        scaled = torch.full_like(scaled, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = scaled.softmax(-1)
+    return torch.stack(
+        [
+            torch.multinomial(probs[row], 1, generator=generators[row])[0]
+            for row in range(len(probs))
+        ]
+    )
+
+
+def _hit_stop_string(model, generated: list[int], stop_strings: tuple[str, ...]) -> bool:
+    """Whether the text of the last few tokens contains a stop string."""
+    tail = model.tokenizer.decode(generated[-16:])
+    return any(s in tail for s in stop_strings)

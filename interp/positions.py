@@ -1,0 +1,320 @@
+"""Which positions an edit touches.
+
+A position rule turns a `TokenState` (the tokens of every sequence so far, where its prompt ends,
+which positions the current forward covers) into a boolean mask over the positions of that
+forward. Every rule here is *causal*: whether position j is touched depends only on tokens 0..j and
+on where the prompt ends. That is what makes an edit give the same result with and without the KV
+cache (with the cache each position is computed once; without it, again at every step) and batched
+the same as one by one (positions are counted from the first real token, never from left padding).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from jaxtyping import Bool, Int
+from torch import Tensor
+
+
+@dataclass
+class TokenState:
+    """Where the positions of the current forward sit in their sequences.
+
+    tokens:      every token so far, left padded, including the ones this forward feeds.
+    pad:         left padding of each sequence (its first real token is at index `pad`).
+    prompt_end:  index of each sequence's first generated token (pad + prompt length); in a
+                 teacher-forced forward, where the answer starts.
+    chunk_start: index of the first position this forward feeds (0 without cache, or on the prompt).
+    active:      per-sequence switch; an edit touches nothing in a sequence that is switched off
+                 (KL-budget decoding turns sequences off).
+    """
+
+    tokens: Int[Tensor, "batch total"]
+    pad: Int[Tensor, " batch"]
+    prompt_end: Int[Tensor, " batch"]
+    chunk_start: int = 0
+    active: Bool[Tensor, " batch"] | None = None
+    touched: Bool[Tensor, "batch total"] | None = field(default=None, repr=False)
+
+    @classmethod
+    def for_tokens(
+        cls,
+        tokens: Int[Tensor, "batch total"],
+        attention_mask: Int[Tensor, "batch total"] | None = None,
+        prompt_lengths: Sequence[int] | Int[Tensor, " batch"] | None = None,
+    ) -> TokenState:
+        """State for one plain forward over `tokens` (left padding read from the mask).
+
+        Without `prompt_lengths` every real token counts as prompt; with them, the tokens after
+        the prompt count as generated (teacher forcing of an answer).
+        """
+        batch, total = tokens.shape
+        if attention_mask is None:
+            pad = torch.zeros(batch, dtype=torch.long, device=tokens.device)
+        else:
+            pad = (attention_mask.cumsum(-1) == 0).sum(-1).long()
+        if prompt_lengths is None:
+            prompt_end = torch.full((batch,), total, dtype=torch.long, device=tokens.device)
+        else:
+            prompt_end = pad + torch.as_tensor(
+                prompt_lengths, dtype=torch.long, device=tokens.device
+            )
+        return cls(tokens=tokens, pad=pad, prompt_end=prompt_end)
+
+    @property
+    def chunk_positions(self) -> Int[Tensor, " chunk"]:
+        """Absolute indices of the positions in the current forward."""
+        return torch.arange(self.chunk_start, self.tokens.shape[1], device=self.tokens.device)
+
+    @property
+    def n_generated(self) -> Int[Tensor, " batch"]:
+        """How many tokens each sequence has generated so far (tokens past the prompt)."""
+        return (self.tokens.shape[1] - self.prompt_end).clamp(min=0)
+
+    def is_real(self) -> Bool[Tensor, "batch chunk"]:
+        """True at real tokens of the current forward, False at left padding."""
+        return self.chunk_positions[None, :] >= self.pad[:, None]
+
+    def record(self, mask: Bool[Tensor, "batch chunk"]) -> None:
+        """Remember which positions an edit touched (read back by generation and tests)."""
+        if self.touched is None:
+            self.touched = torch.zeros_like(self.tokens, dtype=torch.bool)
+        if self.touched.shape[1] < self.tokens.shape[1]:
+            grow = self.tokens.shape[1] - self.touched.shape[1]
+            self.touched = torch.nn.functional.pad(self.touched, (0, grow))
+        self.touched[:, self.chunk_start :] |= mask
+
+
+_CURRENT: contextvars.ContextVar[TokenState | None] = contextvars.ContextVar(
+    "interp_token_state", default=None
+)
+
+
+@contextlib.contextmanager
+def token_state(state: TokenState) -> Iterator[TokenState]:
+    """Make `state` the one edits read during the forwards inside this block."""
+    token = _CURRENT.set(state)
+    try:
+        yield state
+    finally:
+        _CURRENT.reset(token)
+
+
+def current_state() -> TokenState | None:
+    """The state set by the decoding loop or `token_state`, or None in a bare forward."""
+    return _CURRENT.get()
+
+
+class PositionRule:
+    """Base of all rules: `mask(state)` says which positions of the current forward to touch."""
+
+    kind: ClassVar[str]
+    needs_tokens: ClassVar[bool] = False
+
+    def mask(self, state: TokenState) -> Bool[Tensor, "batch chunk"]:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+    def __and__(self, other: PositionRule) -> PositionRule:
+        return Both(self, other)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> PositionRule:
+        """Rebuild a rule saved with `to_dict`."""
+        kinds = {cls.kind: cls for cls in _RULES}
+        if data.get("kind") not in kinds:
+            raise ValueError(f"unknown position rule {data.get('kind')!r}; known: {sorted(kinds)}")
+        cls = kinds[data["kind"]]
+        return cls._from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> PositionRule:
+        return cls(**{k: v for k, v in data.items() if k != "kind"})
+
+
+@dataclass(frozen=True)
+class AllPositions(PositionRule):
+    """Every real token: the prompt and everything generated."""
+
+    kind: ClassVar[str] = "all"
+
+    def mask(self, state: TokenState) -> Bool[Tensor, "batch chunk"]:
+        return state.is_real()
+
+
+@dataclass(frozen=True)
+class PromptPositions(PositionRule):
+    """Only the prompt's tokens."""
+
+    kind: ClassVar[str] = "prompt"
+
+    def mask(self, state: TokenState) -> Bool[Tensor, "batch chunk"]:
+        return state.is_real() & (state.chunk_positions[None, :] < state.prompt_end[:, None])
+
+
+@dataclass(frozen=True)
+class GeneratedPositions(PositionRule):
+    """Only generated tokens, at the step where each is fed back into the model."""
+
+    kind: ClassVar[str] = "generated"
+
+    def mask(self, state: TokenState) -> Bool[Tensor, "batch chunk"]:
+        return state.chunk_positions[None, :] >= state.prompt_end[:, None]
+
+
+@dataclass(frozen=True)
+class PromptAndFirstGenerated(PositionRule):
+    """The prompt plus the first `k` generated tokens (prefix-only interventions)."""
+
+    k: int
+    kind: ClassVar[str] = "prompt_and_first_k"
+
+    def __post_init__(self) -> None:
+        if self.k < 0:
+            raise ValueError(f"k must be >= 0, got {self.k}")
+
+    def mask(self, state: TokenState) -> Bool[Tensor, "batch chunk"]:
+        limit = state.prompt_end[:, None] + self.k
+        return state.is_real() & (state.chunk_positions[None, :] < limit)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "k": self.k}
+
+
+@dataclass(frozen=True)
+class TokenMatch(PositionRule):
+    """Positions holding one of `token_ids` (e.g. SEAL's boundary tokens)."""
+
+    token_ids: tuple[int, ...]
+    kind: ClassVar[str] = "token_match"
+    needs_tokens: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if not self.token_ids:
+            raise ValueError("TokenMatch needs at least one token id")
+        object.__setattr__(self, "token_ids", tuple(int(t) for t in self.token_ids))
+
+    @classmethod
+    def containing(cls, tokenizer, strings: Iterable[str]) -> TokenMatch:
+        """Every vocabulary token whose decoded text contains one of `strings`."""
+        strings = list(strings)
+        ids = [
+            token_id
+            for token_id in range(len(tokenizer))
+            if any(s in tokenizer.decode([token_id]) for s in strings)
+        ]
+        if not ids:
+            raise ValueError(f"no token of this vocabulary contains any of {strings!r}")
+        return cls(tuple(ids))
+
+    def mask(self, state: TokenState) -> Bool[Tensor, "batch chunk"]:
+        chunk = state.tokens[:, state.chunk_start :]
+        wanted = torch.tensor(self.token_ids, device=chunk.device)
+        return state.is_real() & torch.isin(chunk, wanted)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "token_ids": list(self.token_ids)}
+
+
+def boundary_tokens(tokenizer) -> TokenMatch:
+    """SEAL's thought boundaries: every vocabulary token whose text contains a blank line."""
+    return TokenMatch.containing(tokenizer, ["\n\n"])
+
+
+@dataclass(frozen=True)
+class InsideSpan(PositionRule):
+    """Positions strictly after an opening marker and before the matching closing marker.
+
+    Markers are token-id sequences (`<think>` and `</think>` are single tokens in reasoning
+    models). To stay causal, a position is outside once a closing marker has *ended* at or before
+    it; the tokens of a multi-token closing marker before its last one therefore count as inside.
+    A span that is never closed stays open to the end.
+    """
+
+    open_ids: tuple[int, ...]
+    close_ids: tuple[int, ...]
+    kind: ClassVar[str] = "inside_span"
+    needs_tokens: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if not self.open_ids or not self.close_ids:
+            raise ValueError("InsideSpan needs non-empty opening and closing markers")
+        object.__setattr__(self, "open_ids", tuple(int(t) for t in self.open_ids))
+        object.__setattr__(self, "close_ids", tuple(int(t) for t in self.close_ids))
+
+    @classmethod
+    def from_strings(cls, tokenizer, open_text: str = "<think>", close_text: str = "</think>"):
+        """Markers given as text, tokenized without special additions."""
+        open_ids = tokenizer.encode(open_text, add_special_tokens=False)
+        close_ids = tokenizer.encode(close_text, add_special_tokens=False)
+        return cls(tuple(open_ids), tuple(close_ids))
+
+    def mask(self, state: TokenState) -> Bool[Tensor, "batch chunk"]:
+        tokens = state.tokens
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        last_open = _last_marker_end(tokens, self.open_ids, positions)
+        last_close = _last_marker_end(tokens, self.close_ids, positions)
+        inside = (last_open > last_close) & (positions[None, :] > last_open)
+        return state.is_real() & inside[:, state.chunk_start :]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "open_ids": list(self.open_ids),
+            "close_ids": list(self.close_ids),
+        }
+
+
+def _last_marker_end(
+    tokens: Int[Tensor, "batch total"], marker: tuple[int, ...], positions: Int[Tensor, " total"]
+) -> Int[Tensor, "batch total"]:
+    """For each position, the index where the marker last ended at or before it (-1 if never)."""
+    length = len(marker)
+    ends = torch.zeros_like(tokens, dtype=torch.bool)
+    if tokens.shape[1] >= length:
+        windows = tokens.unfold(1, length, 1)  # [batch, total - length + 1, length]
+        wanted = torch.tensor(marker, device=tokens.device)
+        ends[:, length - 1 :] = (windows == wanted).all(-1)
+    marked = torch.where(ends, positions[None, :], torch.full_like(tokens, -1))
+    return marked.cummax(dim=1).values
+
+
+@dataclass(frozen=True)
+class Both(PositionRule):
+    """Positions where both rules hold (e.g. boundary tokens inside the think span)."""
+
+    first: PositionRule
+    second: PositionRule
+    kind: ClassVar[str] = "both"
+
+    @property
+    def needs_tokens(self) -> bool:  # type: ignore[override]
+        return self.first.needs_tokens or self.second.needs_tokens
+
+    def mask(self, state: TokenState) -> Bool[Tensor, "batch chunk"]:
+        return self.first.mask(state) & self.second.mask(state)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "first": self.first.to_dict(), "second": self.second.to_dict()}
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> PositionRule:
+        return cls(PositionRule.from_dict(data["first"]), PositionRule.from_dict(data["second"]))
+
+
+_RULES: tuple[type[PositionRule], ...] = (
+    AllPositions,
+    PromptPositions,
+    GeneratedPositions,
+    PromptAndFirstGenerated,
+    TokenMatch,
+    InsideSpan,
+    Both,
+)

@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny random models of real architectures (structure tests)."""
+
+import pytest
+import torch
+
+from interp.testing import tiny_model
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """A 2-layer Qwen2-architecture model with a character tokenizer, booted as a bridge."""
+    return tiny_model("qwen2", n_layers=2, d_model=32, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama():
+    return tiny_model("llama", n_layers=3, d_model=32, seed=2)
+
+
+class ForceText:
+    """A logit processor that makes the loop emit a fixed text, whatever the model prefers.
+
+    Lets tests put boundary tokens and span markers exactly where they want them.
+    """
+
+    def __init__(self, tokenizer, texts):
+        self.targets = [tokenizer.encode(t, add_special_tokens=False) for t in texts]
+
+    def __call__(self, logits, state):
+        forced = torch.full_like(logits, float("-inf"))
+        for row, target in enumerate(self.targets):
+            step = int(state.n_generated[row])
+            token = target[step] if step < len(target) else target[-1]
+            forced[row, token] = 0.0
+        return forced
+
+
+@pytest.fixture
+def force_text():
+    return ForceText
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The shipped SmolLM2-135M-Instruct (dequantized from its GGUF package on first use)."""
+    from interp.models import load_model
+
+    return load_model("smollm2-135m-instruct")
