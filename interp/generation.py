@@ -208,9 +208,7 @@ def _decode_batch(
     pad_id = pad_token_id(model)
     tokens, attention_mask = left_pad(prompts, pad_id, device)
     batch = tokens.shape[0]
-    pad = (attention_mask == 0).sum(-1)
-    prompt_end = torch.full((batch,), tokens.shape[1], dtype=torch.long, device=device)
-    state = TokenState(tokens=tokens, pad=pad, prompt_end=prompt_end, chunk_start=0)
+    state = TokenState.for_tokens(tokens, attention_mask)
     eos = eos_token_ids(model) if config.stop_at_eos else set()
     eos_tensor = torch.tensor(sorted(eos) or [-1], device=device)
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
@@ -262,19 +260,18 @@ def _decode_batch(
                     finish[row] = "stop_string"
         if bool(finished.all()):
             break
-        tokens = torch.cat([tokens, next_tokens[:, None]], dim=1)
-        attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], dim=1)
-        state.tokens = tokens
+        state.extend(next_tokens)
+        tokens = state.tokens
+        attention_mask = state.real.long()
 
     touched = state.touched
     out = []
     for row in range(batch):
-        start = int(pad[row])
         n_positions = len(prompts[row]) + len(generated[row])
         if touched is None:
             edited = [False] * n_positions
         else:
-            row_touched = touched[row, start:].tolist()
+            row_touched = touched[row][state.real[row, : touched.shape[1]]].tolist()
             edited = (row_touched + [False] * n_positions)[:n_positions]
         out.append(
             {

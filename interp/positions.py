@@ -25,18 +25,21 @@ from torch import Tensor
 class TokenState:
     """Where the positions of the current forward sit in their sequences.
 
-    tokens:      every token so far, left padded, including the ones this forward feeds.
-    pad:         left padding of each sequence (its first real token is at index `pad`).
-    prompt_end:  index of each sequence's first generated token (pad + prompt length); in a
-                 teacher-forced forward, where the answer starts.
-    chunk_start: index of the first position this forward feeds (0 without cache, or on the prompt).
-    active:      per-sequence switch; an edit touches nothing in a sequence that is switched off
-                 (KL-budget decoding turns sequences off).
+    tokens:         every token so far, including the ones this forward feeds.
+    real:           True at real tokens, False at padding. Padding is usually on the left, but may
+                    sit anywhere (between a shared prompt prefix and each problem's own tokens).
+    prompt_lengths: real tokens of each prompt; the real tokens after them are generated (or, in
+                    a teacher-forced forward, the answer).
+    chunk_start:    index of the first position this forward feeds (0 without cache, or on the prompt).
+    active:         per-sequence switch; an edit touches nothing in a sequence that is switched off
+                    (KL-budget decoding turns sequences off).
+
+    Rules count positions in real tokens (`real_index`), so padding never shifts them.
     """
 
     tokens: Int[Tensor, "batch total"]
-    pad: Int[Tensor, " batch"]
-    prompt_end: Int[Tensor, " batch"]
+    real: Bool[Tensor, "batch total"]
+    prompt_lengths: Int[Tensor, " batch"]
     chunk_start: int = 0
     active: Bool[Tensor, " batch"] | None = None
     touched: Bool[Tensor, "batch total"] | None = field(default=None, repr=False)
@@ -48,37 +51,43 @@ class TokenState:
         attention_mask: Int[Tensor, "batch total"] | None = None,
         prompt_lengths: Sequence[int] | Int[Tensor, " batch"] | None = None,
     ) -> TokenState:
-        """State for one plain forward over `tokens` (left padding read from the mask).
+        """State for one plain forward over `tokens` (padding read from the mask).
 
         Without `prompt_lengths` every real token counts as prompt; with them, the tokens after
         the prompt count as generated (teacher forcing of an answer).
         """
-        batch, total = tokens.shape
         if attention_mask is None:
-            pad = torch.zeros(batch, dtype=torch.long, device=tokens.device)
+            real = torch.ones_like(tokens, dtype=torch.bool)
         else:
-            pad = (attention_mask.cumsum(-1) == 0).sum(-1).long()
+            real = attention_mask.bool()
         if prompt_lengths is None:
-            prompt_end = torch.full((batch,), total, dtype=torch.long, device=tokens.device)
+            lengths = real.sum(-1)
         else:
-            prompt_end = pad + torch.as_tensor(
-                prompt_lengths, dtype=torch.long, device=tokens.device
-            )
-        return cls(tokens=tokens, pad=pad, prompt_end=prompt_end)
+            lengths = torch.as_tensor(prompt_lengths, dtype=torch.long, device=tokens.device)
+        return cls(tokens=tokens, real=real, prompt_lengths=lengths)
+
+    def extend(self, new_tokens: Int[Tensor, " batch"]) -> None:
+        """Append one real token per sequence (the decoding loop's step)."""
+        self.tokens = torch.cat([self.tokens, new_tokens[:, None]], dim=1)
+        self.real = torch.cat([self.real, torch.ones_like(self.real[:, :1])], dim=1)
 
     @property
-    def chunk_positions(self) -> Int[Tensor, " chunk"]:
-        """Absolute indices of the positions in the current forward."""
-        return torch.arange(self.chunk_start, self.tokens.shape[1], device=self.tokens.device)
+    def real_index(self) -> Int[Tensor, "batch total"]:
+        """How many real tokens come before each position (its index in the unpadded sequence)."""
+        return self.real.long().cumsum(-1) - 1
 
     @property
     def n_generated(self) -> Int[Tensor, " batch"]:
-        """How many tokens each sequence has generated so far (tokens past the prompt)."""
-        return (self.tokens.shape[1] - self.prompt_end).clamp(min=0)
+        """How many tokens each sequence has generated so far (real tokens past the prompt)."""
+        return (self.real.sum(-1) - self.prompt_lengths).clamp(min=0)
 
     def is_real(self) -> Bool[Tensor, "batch chunk"]:
-        """True at real tokens of the current forward, False at left padding."""
-        return self.chunk_positions[None, :] >= self.pad[:, None]
+        """True at real tokens of the current forward, False at padding."""
+        return self.real[:, self.chunk_start :]
+
+    def chunk_index(self) -> Int[Tensor, "batch chunk"]:
+        """Real-token index of each position of the current forward."""
+        return self.real_index[:, self.chunk_start :]
 
     def record(self, mask: Bool[Tensor, "batch chunk"]) -> None:
         """Remember which positions an edit touched (read back by generation and tests)."""
@@ -156,7 +165,7 @@ class PromptPositions(PositionRule):
     kind: ClassVar[str] = "prompt"
 
     def mask(self, state: TokenState) -> Bool[Tensor, "batch chunk"]:
-        return state.is_real() & (state.chunk_positions[None, :] < state.prompt_end[:, None])
+        return state.is_real() & (state.chunk_index() < state.prompt_lengths[:, None])
 
 
 @dataclass(frozen=True)
@@ -166,7 +175,7 @@ class GeneratedPositions(PositionRule):
     kind: ClassVar[str] = "generated"
 
     def mask(self, state: TokenState) -> Bool[Tensor, "batch chunk"]:
-        return state.chunk_positions[None, :] >= state.prompt_end[:, None]
+        return state.is_real() & (state.chunk_index() >= state.prompt_lengths[:, None])
 
 
 @dataclass(frozen=True)
@@ -181,8 +190,7 @@ class PromptAndFirstGenerated(PositionRule):
             raise ValueError(f"k must be >= 0, got {self.k}")
 
     def mask(self, state: TokenState) -> Bool[Tensor, "batch chunk"]:
-        limit = state.prompt_end[:, None] + self.k
-        return state.is_real() & (state.chunk_positions[None, :] < limit)
+        return state.is_real() & (state.chunk_index() < state.prompt_lengths[:, None] + self.k)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "k": self.k}
@@ -257,11 +265,12 @@ class InsideSpan(PositionRule):
         return cls(tuple(open_ids), tuple(close_ids))
 
     def mask(self, state: TokenState) -> Bool[Tensor, "batch chunk"]:
-        tokens = state.tokens
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
-        last_open = _last_marker_end(tokens, self.open_ids, positions)
-        last_close = _last_marker_end(tokens, self.close_ids, positions)
-        inside = (last_open > last_close) & (positions[None, :] > last_open)
+        # Markers are matched on the real tokens only, so padding can never split or fake one.
+        index = state.real_index
+        tokens = torch.where(state.real, state.tokens, torch.full_like(state.tokens, -1))
+        last_open = _last_marker_end(tokens, state.real, self.open_ids, index)
+        last_close = _last_marker_end(tokens, state.real, self.close_ids, index)
+        inside = (last_open > last_close) & (index > last_open)
         return state.is_real() & inside[:, state.chunk_start :]
 
     def to_dict(self) -> dict[str, Any]:
@@ -273,16 +282,26 @@ class InsideSpan(PositionRule):
 
 
 def _last_marker_end(
-    tokens: Int[Tensor, "batch total"], marker: tuple[int, ...], positions: Int[Tensor, " total"]
+    tokens: Int[Tensor, "batch total"],
+    real: Bool[Tensor, "batch total"],
+    marker: tuple[int, ...],
+    index: Int[Tensor, "batch total"],
 ) -> Int[Tensor, "batch total"]:
-    """For each position, the index where the marker last ended at or before it (-1 if never)."""
+    """For each position, the real-token index where the marker last ended at or before it (-1 if never).
+
+    Padding is squeezed out first (real tokens packed to the right), so a marker whose tokens are
+    separated only by padding is still found.
+    """
+    order = torch.sort(real.long(), dim=1, stable=True).indices  # pads first, real tokens in order
+    packed = tokens.gather(1, order)
     length = len(marker)
-    ends = torch.zeros_like(tokens, dtype=torch.bool)
-    if tokens.shape[1] >= length:
-        windows = tokens.unfold(1, length, 1)  # [batch, total - length + 1, length]
+    ends_packed = torch.zeros_like(packed, dtype=torch.bool)
+    if packed.shape[1] >= length:
+        windows = packed.unfold(1, length, 1)  # [batch, total - length + 1, length]
         wanted = torch.tensor(marker, device=tokens.device)
-        ends[:, length - 1 :] = (windows == wanted).all(-1)
-    marked = torch.where(ends, positions[None, :], torch.full_like(tokens, -1))
+        ends_packed[:, length - 1 :] = (windows == wanted).all(-1)
+    ends = torch.zeros_like(ends_packed).scatter(1, order, ends_packed) & real
+    marked = torch.where(ends, index, torch.full_like(index, -1))
     return marked.cummax(dim=1).values
 
 

@@ -37,6 +37,17 @@ def test_prompt_generated_and_first_k_split_at_the_prompt_end():
     assert PromptAndFirstGenerated(0).mask(state).tolist() == PromptPositions().mask(state).tolist()
 
 
+def test_padding_in_the_middle_does_not_shift_positions():
+    """A shared prefix, then padding, then each row's own tokens: rules count real tokens only."""
+    tokens = torch.tensor([[5, 6, PAD, PAD, 7, 8], [5, 6, 7, 8, 9, 4]])
+    mask = torch.tensor([[1, 1, 0, 0, 1, 1], [1, 1, 1, 1, 1, 1]])
+    state = TokenState.for_tokens(tokens, mask, prompt_lengths=[3, 3])
+    assert PromptPositions().mask(state).tolist() == [[1, 1, 0, 0, 1, 0], [1, 1, 1, 0, 0, 0]]
+    assert PromptAndFirstGenerated(1).mask(state).tolist() == [[1, 1, 0, 0, 1, 1], [1, 1, 1, 1, 0, 0]]
+    split_marker = InsideSpan((6, 7), (99,))  # the marker's tokens are separated by padding
+    assert split_marker.mask(state).tolist() == [[0, 0, 0, 0, 0, 1], [0, 0, 0, 1, 1, 1]]
+
+
 def test_masks_cover_only_the_chunk_being_fed():
     state = state_for([[5, 6, 7, 8, 9]], prompt_lengths=[2], chunk_start=4)
     assert GeneratedPositions().mask(state).tolist() == [[True]]

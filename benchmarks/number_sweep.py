@@ -1,0 +1,74 @@
+"""The perturbation sweep (teacher-forced, batched, shared prefix) vs the naive way.
+
+Naive, as the reference code does it: for every problem and strength, TransformerLens `generate`
+with a hook that pushes along the direction, 15 new tokens, then parse the first number.
+Ours: `interp.teacher_forcing.greedy_outcomes`, one forward per (problem, strength), batched over
+problems on a shared prompt prefix. Prints per-problem agreement and the time ratio (target >= 20x).
+
+    python benchmarks/number_sweep.py --model smollm2-135m-instruct --digits 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+
+import torch
+
+from interp.analyses import number_probe
+from interp.data.arithmetic import addition_problems, digit_token_ids, encode_problems
+from interp.interventions import Edit, PushAlong
+from interp.models import load_model
+from interp.teacher_forcing import greedy_outcomes
+
+
+def naive_correct(model, encoded, hook, push) -> list[bool]:
+    """TransformerLens generate per problem with the push hooked in; parse the first number."""
+    results = []
+    for problem in encoded:
+        tokens = torch.tensor([problem.prompt])
+        with model.hooks(fwd_hooks=[(hook, lambda act, hook: push(act))]):
+            out = model.generate(tokens, max_new_tokens=15, do_sample=False, verbose=False,
+                                 stop_at_eos=True, return_type="tokens")
+        text = model.tokenizer.decode(out[0, len(problem.prompt):])
+        match = re.search(r"\d+", text)
+        results.append(match is not None and int(match.group(0)) == problem.problem.total)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--digits", type=int, default=2)
+    parser.add_argument("--style", default="numprobe")
+    parser.add_argument("--problems", type=int, default=200)
+    parser.add_argument("--strengths", default="-1,-0.3,0,0.3,1")
+    args = parser.parse_args()
+    model = load_model(args.model)
+    strengths = [float(s) for s in args.strengths.split(",")]
+    probe = number_probe.run(model, n_problems=400, style=args.style, digits=(1, 2, 3))
+    layer = probe.best_layer()
+    hook = f"blocks.{layer}.hook_resid_post"
+    encoded = encode_problems(addition_problems(args.problems, args.digits, seed=11), model.tokenizer, args.style)
+    digit_ids = digit_token_ids(model.tokenizer)
+    pushes = [PushAlong(probe.direction(layer), s, probe.unit_length(layer)) for s in strengths]
+
+    start = time.perf_counter()
+    ours = [greedy_outcomes(model, encoded, digit_ids, [Edit(hook, p)]).correct.tolist() for p in pushes]
+    t_ours = time.perf_counter() - start
+    start = time.perf_counter()
+    naive = [naive_correct(model, encoded, hook, p) for p in pushes]
+    t_naive = time.perf_counter() - start
+
+    pairs = [(a, b) for o, n in zip(ours, naive) for a, b in zip(o, n)]
+    agree = sum(a == b for a, b in pairs) / len(pairs)
+    print(f"model {args.model}, {args.problems} {args.digits}-digit problems x {len(strengths)} strengths, "
+          f"push at layer {layer}")
+    for s, o, n in zip(strengths, ours, naive):
+        print(f"  strength {s:+.2f}: correct ours {sum(o):4d}  naive {sum(n):4d}")
+    print(f"agreement {agree:.2%}; ours {t_ours:.1f}s, naive {t_naive:.1f}s, speed-up {t_naive / t_ours:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

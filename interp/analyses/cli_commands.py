@@ -1,0 +1,157 @@
+"""Subcommands of `python -m interp` for the analyses (each registers itself with `interp.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from interp.cli import add_model_arguments, command, load_from_args
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x.strip())
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x.strip())
+
+
+def cached_or_run(directory: Path, result_class, config, compute, resume: bool):
+    """Load a finished result from `directory` if it ran with the same config; else compute and save."""
+    if resume and (directory / "meta.json").exists():
+        try:
+            saved = result_class.load(directory)
+        except (ValueError, OSError) as error:
+            print(f"[resume] ignoring {directory}: {error}")
+        else:
+            if saved.config == config:
+                print(f"[resume] {directory} already holds this result; reusing it")
+                return saved
+    result = compute()
+    result.save(directory)
+    print(f"wrote {directory}")
+    return result
+
+
+def _number_probe_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--out", default="runs/number_probe", help="output folder")
+    parser.add_argument("--n-problems", type=int, default=2000, help="probe training prompts")
+    parser.add_argument("--probe-digits", type=_ints, default=(1, 2, 3, 4))
+    parser.add_argument(
+        "--style", default=None, help="numprobe | chat | compact (default: by model)"
+    )
+    parser.add_argument("--layers", type=_ints, default=None, help="push layers, e.g. 6,12")
+    parser.add_argument(
+        "--strengths", type=_floats, default=None, help="push magnitudes (probe units)"
+    )
+    parser.add_argument("--digits", type=int, default=4, help="digits of the sums in the sweep")
+    parser.add_argument("--sweep-problems", type=int, default=300)
+    parser.add_argument(
+        "--edit", default=None, help="edit checkpoint to project (default: random RED)"
+    )
+    parser.add_argument(
+        "--red-bias-norm", type=float, default=0.54, help="norm of the random RED's biases"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--no-resume", action="store_true", help="recompute even if results exist")
+
+
+@command(
+    "number-probe",
+    "number probes per layer, pushes along the number direction (x*), and where an edit lands",
+    _number_probe_arguments,
+)
+def number_probe_command(args: argparse.Namespace) -> None:
+    from interp.analyses import number_probe, perturbation, projection
+    from interp.interventions import load_edits
+    from interp.plots import combined_figure
+
+    model = load_from_args(args)
+    out = Path(args.out)
+    resume = not args.no_resume
+    probe_config = number_probe.NumberProbeConfig(
+        n_problems=args.n_problems,
+        digits=args.probe_digits,
+        style=args.style,
+        seed=args.seed,
+        batch_size=args.batch_size,
+    )
+    probe = cached_or_run(
+        out / "probe",
+        number_probe.NumberProbeResult,
+        probe_config,
+        lambda: number_probe.run(model, **probe_config.__dict__),
+        resume,
+    )
+    sweep_overrides = dict(
+        digits=args.digits,
+        n_problems=args.sweep_problems,
+        style=args.style,
+        seed=args.seed + 1,
+        batch_size=args.batch_size,
+    )
+    if args.layers:
+        sweep_overrides["layers"] = args.layers
+    if args.strengths:
+        sweep_overrides["strengths"] = args.strengths
+    sweep_config = perturbation.PerturbationConfig(**sweep_overrides)
+    sweep = cached_or_run(
+        out / "sweep",
+        perturbation.PerturbationResult,
+        sweep_config,
+        lambda: perturbation.run(model, probe, **sweep_overrides),
+        resume,
+    )
+    if args.edit:
+        edit_list, description = load_edits(args.edit, model), f"({args.edit})"
+    else:
+        edit_list = random_red_edits(model, args.red_bias_norm, seed=args.seed)
+        description = f"(random RED on every hook_mlp_out, bias norm {args.red_bias_norm})"
+    projection_overrides = dict(
+        digits=args.digits, seed=args.seed + 2, edit_description=description
+    )
+    projection_config = projection.ProjectionConfig(**projection_overrides)
+    proj = cached_or_run(
+        out / "projection",
+        projection.ProjectionResult,
+        projection_config,
+        lambda: projection.run(model, edit_list, probe, perturbation=sweep, **projection_overrides),
+        resume,
+    )
+    figure = combined_figure(sweep, proj, layer=sweep.layers[0])
+    figure.write_html(out / "number_direction.html", include_plotlyjs="cdn")
+    try:
+        figure.write_image(out / "number_direction.png", width=1000, height=600, scale=2)
+    except Exception as error:  # static export needs kaleido + a browser; the HTML always exists
+        print(f"(no PNG: {error})")
+    _print_summary(probe, sweep, proj)
+
+
+def random_red_edits(model, bias_norm: float, seed: int = 0):
+    """An untrained stand-in for a RED fine-tune: a random bias of fixed norm at every MLP output."""
+    from interp.interventions import RED, Edit
+
+    return [
+        Edit(
+            f"blocks.{layer}.hook_mlp_out",
+            RED.random(model.cfg.d_model, bias_norm, seed=seed + layer),
+        )
+        for layer in range(model.cfg.n_layers)
+    ]
+
+
+def _print_summary(probe, sweep, proj) -> None:
+    print("\nlayer  R2(a)   R2(b)   R2(sum)  share of edit beyond x*")
+    shares = proj.share_beyond_threshold()
+    r2 = {p: probe.r2(p) for p in probe.config.positions}
+    for i, layer in enumerate(probe.layers):
+        cells = [f"{r2[p][i]:7.3f}" for p in probe.config.positions]
+        print(f"{layer:5d} " + " ".join(cells) + f"   {shares.get(layer, float('nan')):.3f}")
+    for layer in sweep.layers:
+        low, high = sweep.x_star_interval(layer)
+        print(
+            f"x* at layer {layer}: {sweep.x_star(layer):.4g} probe units (95% CI {low:.4g}..{high:.4g}); "
+            f"base accuracy {sweep.meta['base_accuracy']:.2%} of {sweep.meta['n_problems']}"
+        )

@@ -1,0 +1,148 @@
+"""Where an edit lands on the number direction: its change to the residual stream, per layer and
+token, projected on the unit probe direction and expressed in probe units (the units of x).
+
+    proj = projection.run(model, [red_edit], probe, perturbation=sweep)
+    proj.share_beyond_threshold()     # per layer: share of token changes with |projection| > x*
+
+Compared with the perturbation threshold x*, this says whether an edit trained for another
+purpose moves the model's numbers far enough to break arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from interp.analyses.number_probe import NumberProbeResult
+from interp.analyses.perturbation import PerturbationResult
+from interp.data.arithmetic import addition_problems, default_style, encode_problems
+from interp.generation import encode_prompts, left_pad, pad_token_id
+from interp.interventions import Edit, EditError, edits
+from interp.models import model_name
+from interp.positions import TokenState, token_state
+from interp.results import Result
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    layers: tuple[int, ...] | None = None  # None: every probed layer
+    probe_position: str = "last"
+    n_prompts: int = 64  # default prompts: addition problems with their answers
+    digits: int = 4
+    seed: int = 2
+    batch_size: int = 16
+    edit_description: str = ""
+
+
+@dataclass
+class ProjectionResult(Result):
+    config_class = ProjectionConfig
+
+    @property
+    def layers(self) -> list[int]:
+        return [int(x) for x in self.tensors["layers"]]
+
+    def projections(self, layer: int) -> torch.Tensor:
+        """Projections (probe units) of every real token's change at `layer`."""
+        return self.tensors["projections"][self.layers.index(layer)]
+
+    def share_beyond_threshold(self) -> dict[int, float]:
+        return {int(k): v for k, v in zip(self.layers, self.tensors["share_beyond"].tolist())}
+
+    def figure(self):
+        from interp.plots import projection_histogram_figure
+
+        return projection_histogram_figure(self)
+
+
+@torch.no_grad()
+def run(
+    model,
+    edit_list: Sequence[Edit],
+    probe: NumberProbeResult,
+    prompts: Sequence[str] | Sequence[Sequence[int]] | None = None,
+    perturbation: PerturbationResult | None = None,
+    x_star: float | None = None,
+    **overrides,
+) -> ProjectionResult:
+    """Project each edit-induced residual change on the number direction, per layer and token."""
+    config = ProjectionConfig(**overrides)
+    if probe.d_model != model.cfg.d_model:
+        raise EditError(
+            f"the probe has width {probe.d_model} but the model has width {model.cfg.d_model}"
+        )
+    if not edit_list:
+        raise EditError("projection needs at least one edit to measure")
+    layers = list(config.layers) if config.layers else probe.layers
+    for layer in layers:
+        probe.direction(layer, config.probe_position)
+    if prompts is None:
+        style = default_style(model.tokenizer)
+        problems = addition_problems(config.n_prompts, config.digits, seed=config.seed)
+        sequences = [e.prompt + e.answer for e in encode_problems(problems, model.tokenizer, style)]
+    else:
+        sequences = encode_prompts(model, prompts)
+    hooks = [f"blocks.{layer}.{probe.config.site}" for layer in layers]
+    directions = torch.stack([probe.direction(layer, config.probe_position) for layer in layers])
+    units = torch.tensor([probe.unit_length(layer, config.probe_position) for layer in layers])
+    device = next(model.parameters()).device
+    wanted = set(hooks)
+    chunks = []
+    for start in range(0, len(sequences), config.batch_size):
+        tokens, mask = left_pad(
+            sequences[start : start + config.batch_size], pad_token_id(model), device
+        )
+        _, plain = model.run_with_cache(
+            tokens, attention_mask=mask, names_filter=lambda n: n in wanted
+        )
+        with edits(model, edit_list), token_state(TokenState.for_tokens(tokens, mask)):
+            _, edited = model.run_with_cache(
+                tokens, attention_mask=mask, names_filter=lambda n: n in wanted
+            )
+        real = mask.bool().cpu()
+        for_batch = []
+        for i, hook in enumerate(hooks):
+            change = (edited[hook] - plain[hook]).float().cpu()  # [batch, seq, d]
+            along = change @ directions[i] / units[i]
+            for_batch.append(along[real])
+        chunks.append(torch.stack(for_batch))
+    projections = torch.cat(chunks, dim=1)  # [layer, tokens]
+    thresholds = torch.tensor(
+        [_threshold_for(layer, perturbation, x_star) for layer in layers], dtype=torch.float32
+    )
+    share = (projections.abs() > thresholds[:, None]).float().mean(-1)
+    tensors = {
+        "layers": torch.tensor(layers),
+        "projections": projections,
+        "x_star": thresholds,
+        "share_beyond": share,
+    }
+    table = [
+        {
+            "layer": layer,
+            "mean_abs": float(projections[i].abs().mean()),
+            "max_abs": float(projections[i].abs().max()),
+            "x_star": float(thresholds[i]),
+            "share_beyond_x_star": float(share[i]),
+        }
+        for i, layer in enumerate(layers)
+    ]
+    meta = {
+        "model": model_name(model),
+        "n_sequences": len(sequences),
+        "n_tokens": projections.shape[1],
+    }
+    return ProjectionResult(config=config, tensors=tensors, tables={"per_layer": table}, meta=meta)
+
+
+def _threshold_for(
+    layer: int, perturbation: PerturbationResult | None, x_star: float | None
+) -> float:
+    """x* for a layer: given explicitly, from the sweep (nearest measured layer), or inf (no threshold)."""
+    if x_star is not None:
+        return float(x_star)
+    if perturbation is not None:
+        return perturbation.x_star(layer)
+    return float("inf")

@@ -1,0 +1,154 @@
+"""Plotly figures shared by the analyses; each is built from a result's data, never from pixels."""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+TEMPLATE = "simple_white"
+
+
+def probe_quality_figure(result) -> go.Figure:
+    """Held-out R^2 of the number probes by layer, one line per probed position."""
+    fig = go.Figure()
+    for position in result.config.positions:
+        fig.add_trace(
+            go.Scatter(
+                x=result.layers, y=result.r2(position), mode="lines+markers", name=f"{position}"
+            )
+        )
+    fig.update_layout(
+        template=TEMPLATE,
+        title=f"Linear number probes ({result.meta.get('model', '')}, target {result.config.target})",
+        xaxis_title="layer",
+        yaxis_title="held-out R²",
+        yaxis_range=[min(0.0, _finite_min(result.tensors["r2"])), 1.0],
+        legend_title="position",
+    )
+    return fig
+
+
+def error_curve_figure(result) -> go.Figure:
+    """Addition error rate vs push strength, one line per layer, with Wilson intervals."""
+    fig = go.Figure()
+    for layer in result.layers:
+        rows = [r for r in result.tables["sweep"] if r["layer"] == layer]
+        fig.add_trace(
+            go.Scatter(
+                x=[r["strength"] for r in rows],
+                y=[r["error_rate"] for r in rows],
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=[r["error_high"] - r["error_rate"] for r in rows],
+                    arrayminus=[r["error_rate"] - r["error_low"] for r in rows],
+                ),
+                mode="lines+markers",
+                name=f"layer {layer} (x*={result.x_star(layer):.3g})",
+            )
+        )
+    fig.add_hline(y=result.config.threshold, line_dash="dot", annotation_text="threshold")
+    fig.update_layout(
+        template=TEMPLATE,
+        title=f"{result.config.digits}-digit addition error under pushes along the number direction",
+        xaxis_title="push strength x (probe units)",
+        yaxis_title="error rate",
+    )
+    return fig
+
+
+def projection_histogram_figure(result) -> go.Figure:
+    """Histogram of the edit's per-token projections at each layer, with ±x* marked."""
+    fig = go.Figure()
+    for i, layer in enumerate(result.layers):
+        fig.add_trace(
+            go.Histogram(
+                x=result.tensors["projections"][i].tolist(),
+                name=f"layer {layer}",
+                opacity=0.6,
+                nbinsx=60,
+            )
+        )
+    x_star = float(result.tensors["x_star"].min())
+    if math.isfinite(x_star):
+        for sign in (-1, 1):
+            fig.add_vline(x=sign * x_star, line_dash="dash", line_color="black")
+    fig.update_layout(
+        template=TEMPLATE,
+        barmode="overlay",
+        title=f"Projection of the edit on the number direction {result.config.edit_description}",
+        xaxis_title="projection (probe units)",
+        yaxis_title="tokens",
+    )
+    return fig
+
+
+def combined_figure(perturbation, projection, layer: int | None = None) -> go.Figure:
+    """The research note's figure: error probability vs push strength, the edit's projections, x*."""
+    layer = perturbation.layers[0] if layer is None else layer
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    rows = [
+        r
+        for r in perturbation.tables["sweep"]
+        if r["layer"] == perturbation.layers[perturbation._nearest(layer)]
+    ]
+    for index in (
+        [projection.layers.index(layer)]
+        if layer in projection.layers
+        else range(len(projection.layers))
+    ):
+        fig.add_trace(
+            go.Histogram(
+                x=projection.tensors["projections"][index].tolist(),
+                name=f"edit projection, layer {projection.layers[index]}",
+                opacity=0.45,
+                nbinsx=80,
+            ),
+            secondary_y=True,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[r["strength"] for r in rows],
+            y=[r["error_rate"] for r in rows],
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                array=[r["error_high"] - r["error_rate"] for r in rows],
+                arrayminus=[r["error_rate"] - r["error_low"] for r in rows],
+            ),
+            mode="lines+markers",
+            name=f"error probability, push at layer {rows[0]['layer']}",
+            line=dict(color="crimson", width=3),
+        ),
+        secondary_y=False,
+    )
+    x_star = perturbation.x_star(layer)
+    low, high = perturbation.x_star_interval(layer)
+    if math.isfinite(x_star):
+        for sign in (-1, 1):
+            fig.add_vline(x=sign * x_star, line_dash="dash", line_color="black")
+        fig.add_annotation(
+            x=x_star,
+            y=1.0,
+            yref="paper",
+            showarrow=False,
+            xanchor="left",
+            text=f" x* = {x_star:.3g} [{low:.3g}, {high:.3g}]",
+        )
+    fig.update_layout(
+        template=TEMPLATE,
+        barmode="overlay",
+        title=f"Number-direction pushes vs where an edit lands ({perturbation.meta.get('model', '')})",
+        xaxis_title="strength along the number direction (probe units)",
+        legend=dict(orientation="h", y=-0.2),
+    )
+    fig.update_yaxes(title_text="addition error probability", secondary_y=False)
+    fig.update_yaxes(title_text="tokens (edit projections)", secondary_y=True)
+    return fig
+
+
+def _finite_min(tensor) -> float:
+    values = [v for v in tensor.flatten().tolist() if math.isfinite(v)]
+    return min(values) if values else 0.0

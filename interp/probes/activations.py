@@ -1,0 +1,79 @@
+"""Read the residual stream at chosen token positions, every layer at once.
+
+One forward per batch with a `names_filter` that keeps only the hooks asked for, so memory holds
+[layers, batch, d_model] at the chosen positions and never the whole cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from einops import rearrange
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from interp.interventions import Edit, check_hook
+from interp.prefix import run_on_shared_prefix
+
+
+def layer_hooks(model, layers: Sequence[int] | None, site: str = "hook_resid_post") -> list[str]:
+    """Hook names of `site` at each layer (all layers when None), checked against the model."""
+    layers = range(model.cfg.n_layers) if layers is None else layers
+    names = [f"blocks.{layer}.{site}" for layer in layers]
+    for name in names:
+        check_hook(model, name)
+    return names
+
+
+@torch.no_grad()
+def activations_at(
+    model,
+    sequences: Sequence[Sequence[int]],
+    positions: Sequence[Sequence[int]],
+    hooks: Sequence[str],
+    edit_list: Sequence[Edit] = (),
+    prompt_lengths: Sequence[int] | None = None,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> Float[Tensor, "hook n_seq n_pos d"]:
+    """Activations at `hooks` for each sequence at its `positions` (indices into the unpadded sequence).
+
+    Every sequence must ask for the same number of positions. A prefix shared by all sequences
+    runs once (see `interp.prefix`); only positions after it are read, so the prefix stops before
+    the earliest requested position.
+    """
+    if len(sequences) == 0:
+        raise ValueError("no sequences given: nothing to read activations from")
+    if len({len(p) for p in positions}) != 1:
+        raise ValueError("every sequence must ask for the same number of positions")
+    for seq, pos in zip(sequences, positions):
+        if any(not 0 <= p < len(seq) for p in pos):
+            raise ValueError(f"position out of range for a sequence of {len(seq)} tokens: {pos}")
+    wanted = set(hooks)
+    earliest = min(min(p) for p in positions)
+    chunks = []
+    batches = run_on_shared_prefix(
+        model,
+        sequences,
+        prompt_lengths,
+        edit_list,
+        names_filter=lambda name: name in wanted,
+        batch_size=batch_size,
+        min_position=earliest,
+    )
+    total = (len(sequences) + batch_size - 1) // batch_size
+    for batch in tqdm(batches, total=total, disable=not progress, desc="activations"):
+        stacked = torch.stack([batch.cache[h] for h in hooks])  # [hook, batch, suffix, d]
+        columns = torch.tensor(
+            [[batch.index(r, p) for p in positions[batch.rows][r]] for r in range(stacked.shape[1])]
+        )
+        index = columns[None, :, :, None].expand(len(hooks), -1, -1, stacked.shape[-1])
+        chunks.append(stacked.cpu().gather(2, index).float())
+    return torch.cat(chunks, dim=1)
+
+
+def flatten_positions(acts: Float[Tensor, "hook n_seq n_pos d"]) -> Float[Tensor, "hook n d"]:
+    """Merge sequences and positions into one sample axis."""
+    return rearrange(acts, "hook n_seq n_pos d -> hook (n_seq n_pos) d")

@@ -1,0 +1,158 @@
+"""Number probes, pushes and projections on the trained adder (real, asserted effects) and on tiny
+random models (structure and errors)."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from interp.analyses import number_probe, perturbation, projection
+from interp.data.arithmetic import (
+    ArithmeticDataError,
+    addition_problems,
+    digit_token_ids,
+    encode_problems,
+)
+from interp.generation import generate
+from interp.interventions import Edit, EditError, PushAlong
+from interp.organism import load_adder
+from interp.stats import crossing, threshold_with_ci, wilson_interval
+from interp.teacher_forcing import greedy_outcomes
+
+
+@pytest.fixture(scope="module")
+def adder():
+    return load_adder()
+
+
+@pytest.fixture(scope="module")
+def adder_probe(adder):
+    return number_probe.run(adder, n_problems=800, style="compact", batch_size=128)
+
+
+@pytest.fixture(scope="module")
+def adder_sweep(adder, adder_probe):
+    layer = adder_probe.best_layer("last")
+    return perturbation.run(
+        adder,
+        adder_probe,
+        layers=(layer,),
+        n_problems=300,
+        style="compact",
+        strengths=(0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2),
+        n_bootstrap=200,
+        batch_size=128,
+    )
+
+
+def test_sum_probe_is_strong_in_middle_layers(adder, adder_probe):
+    r2 = adder_probe.r2("last")
+    n = adder.cfg.n_layers
+    middle = r2[1 : n - 1] if n > 2 else r2
+    assert max(middle) > 0.9, r2
+    assert max(adder_probe.r2("a_last")) > 0.9
+
+
+def test_probe_unit_moves_the_readout_by_one(adder_probe):
+    layer = adder_probe.best_layer()
+    w = adder_probe.tensors["weights"][2, adder_probe.layers.index(layer)]
+    step = adder_probe.unit_length(layer) * adder_probe.direction(layer)
+    assert float(w @ step) == pytest.approx(1.0, rel=1e-4)
+
+
+def test_error_rate_rises_with_push_strength_and_x_star_is_finite(adder_sweep):
+    rows = adder_sweep.tables["sweep"]
+    by_magnitude = {}
+    for row in rows:
+        by_magnitude.setdefault(abs(row["strength"]), []).append(row["error_rate"])
+    magnitudes = sorted(by_magnitude)
+    pooled = [np.mean(by_magnitude[m]) for m in magnitudes]
+    assert pooled[-1] > 0.5 > pooled[0], pooled
+    assert all(b >= a - 0.05 for a, b in zip(pooled, pooled[1:])), pooled
+    x_star = adder_sweep.x_star()
+    low, high = adder_sweep.x_star_interval()
+    assert np.isfinite(x_star) and 0 < x_star < magnitudes[-1]
+    assert low <= x_star <= high
+    assert adder_sweep.meta["base_accuracy"] > 0.95
+
+
+def test_large_pushes_move_the_answer_in_the_push_direction(adder_sweep):
+    rows = {r["strength"]: r for r in adder_sweep.tables["sweep"]}
+    biggest = max(rows)
+    assert rows[biggest]["moved_with_push"] > 0.5 * rows[biggest]["error_rate"]
+    assert rows[-biggest]["moved_with_push"] > 0.5 * rows[-biggest]["error_rate"]
+
+
+def test_teacher_forcing_agrees_with_real_greedy_decoding_under_a_push(adder, adder_probe):
+    layer = adder_probe.best_layer()
+    problems = encode_problems(addition_problems(40, 4, seed=5), adder.tokenizer, "compact")
+    digits = digit_token_ids(adder.tokenizer)
+    for amount in (0.0, 0.3, -0.6):
+        push = PushAlong(adder_probe.direction(layer), amount, adder_probe.unit_length(layer))
+        edit = [Edit(f"blocks.{layer}.hook_resid_post", push)]
+        outcome = greedy_outcomes(adder, problems, digits, edit)
+        run = generate(
+            adder,
+            [p.prompt for p in problems],
+            edit_list=edit,
+            max_new_tokens=len(str(20000)) + 1,
+            batch_size=40,
+        )
+        for p, ok, moved, text in zip(problems, outcome.correct, outcome.moved, run.texts):
+            number = re.match(r"\d*", text).group(0)
+            assert bool(ok) == (number == str(p.problem.total)), (text, p.problem)
+            if not ok and len(number) == len(str(p.problem.total)):
+                assert int(moved) == (1 if int(number) > p.problem.total else -1), (text, p.problem)
+
+
+def test_projection_of_a_known_push_is_its_strength(adder, adder_probe):
+    layer = adder_probe.best_layer()
+    push = PushAlong(adder_probe.direction(layer), 0.7, adder_probe.unit_length(layer))
+    result = projection.run(
+        adder,
+        [Edit(f"blocks.{layer}.hook_resid_post", push)],
+        adder_probe,
+        layers=(layer,),
+        n_prompts=8,
+        x_star=0.5,
+    )
+    assert torch.allclose(
+        result.projections(layer), torch.full_like(result.projections(layer), 0.7), atol=1e-3
+    )
+    assert result.share_beyond_threshold()[layer] == 1.0
+
+
+def test_results_round_trip(adder_probe, adder_sweep, tmp_path):
+    loaded = number_probe.NumberProbeResult.load(adder_probe.save(tmp_path / "probe"))
+    assert loaded.config == adder_probe.config
+    assert torch.equal(loaded.tensors["directions"], adder_probe.tensors["directions"])
+    sweep = perturbation.PerturbationResult.load(adder_sweep.save(tmp_path / "sweep"))
+    assert sweep.x_star() == adder_sweep.x_star()
+    assert (tmp_path / "sweep" / "figure.html").exists()
+    with pytest.raises(ValueError, match="NumberProbeResult"):
+        perturbation.PerturbationResult.load(tmp_path / "probe")
+
+
+def test_bad_inputs_get_clear_errors(tiny, adder_probe):
+    with pytest.raises(EditError, match="width"):
+        perturbation.run(tiny, adder_probe, style="compact")
+    probe = number_probe.run(tiny, n_problems=40, style="compact", digits=(1, 2))
+    with pytest.raises(EditError, match="out of range"):
+        perturbation.run(tiny, probe, layers=(9,), style="compact")
+    with pytest.raises(ArithmeticDataError, match="none of"):
+        perturbation.run(tiny, probe, n_problems=20, style="compact")
+    with pytest.raises(ArithmeticDataError, match="at least one"):
+        addition_problems(0)
+
+
+def test_statistics_helpers():
+    assert crossing(np.array([1.0, 2.0]), np.array([0.0, 0.02]), 0.01) == pytest.approx(1.5)
+    assert crossing(np.array([1.0, 2.0]), np.array([0.0, 0.0]), 0.01) == float("inf")
+    low, high = wilson_interval(0, 100)
+    assert low == 0.0 and 0.0 < high < 0.05
+    errors = np.zeros((3, 200))
+    errors[1, :2] = 1
+    errors[2, :50] = 1
+    estimate, low, high = threshold_with_ci(np.array([1.0, 2.0, 3.0]), errors, 0.005, 100)
+    assert 1.0 < estimate <= 2.0 and low <= estimate <= high
