@@ -30,25 +30,29 @@ def probe_quality_figure(result) -> go.Figure:
     return fig
 
 
+def _error_rate_trace(rows: list[dict], name: str, **style) -> go.Scatter:
+    """Error rate vs push strength from sweep table rows, with their Wilson intervals as error bars."""
+    return go.Scatter(
+        x=[r["strength"] for r in rows],
+        y=[r["error_rate"] for r in rows],
+        error_y=dict(
+            type="data",
+            symmetric=False,
+            array=[r["error_high"] - r["error_rate"] for r in rows],
+            arrayminus=[r["error_rate"] - r["error_low"] for r in rows],
+        ),
+        mode="lines+markers",
+        name=name,
+        **style,
+    )
+
+
 def error_curve_figure(result) -> go.Figure:
     """Addition error rate vs push strength, one line per layer, with Wilson intervals."""
     fig = go.Figure()
     for layer in result.layers:
         rows = [r for r in result.tables["sweep"] if r["layer"] == layer]
-        fig.add_trace(
-            go.Scatter(
-                x=[r["strength"] for r in rows],
-                y=[r["error_rate"] for r in rows],
-                error_y=dict(
-                    type="data",
-                    symmetric=False,
-                    array=[r["error_high"] - r["error_rate"] for r in rows],
-                    arrayminus=[r["error_rate"] - r["error_low"] for r in rows],
-                ),
-                mode="lines+markers",
-                name=f"layer {layer} (x*={result.x_star(layer):.3g})",
-            )
-        )
+        fig.add_trace(_error_rate_trace(rows, f"layer {layer} (x*={result.x_star(layer):.3g})"))
     fig.add_hline(y=result.config.threshold, line_dash="dot", annotation_text="threshold")
     fig.update_layout(
         template=TEMPLATE,
@@ -109,17 +113,9 @@ def combined_figure(perturbation, projection, layer: int | None = None) -> go.Fi
             secondary_y=True,
         )
     fig.add_trace(
-        go.Scatter(
-            x=[r["strength"] for r in rows],
-            y=[r["error_rate"] for r in rows],
-            error_y=dict(
-                type="data",
-                symmetric=False,
-                array=[r["error_high"] - r["error_rate"] for r in rows],
-                arrayminus=[r["error_rate"] - r["error_low"] for r in rows],
-            ),
-            mode="lines+markers",
-            name=f"error probability, push at layer {rows[0]['layer']}",
+        _error_rate_trace(
+            rows,
+            f"error probability, push at layer {rows[0]['layer']}",
             line=dict(color="crimson", width=3),
         ),
         secondary_y=False,

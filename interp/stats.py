@@ -55,5 +55,9 @@ def threshold_with_ci(
         crossing(magnitudes, errors[:, rng.integers(0, n, n)].mean(axis=1), level)
         for _ in range(n_bootstrap)
     ]
-    low, high = np.percentile(draws, [2.5, 97.5]) if draws else (np.nan, np.nan)
+    if not draws:
+        return estimate, float("nan"), float("nan")
+    # no interpolation between draws, so draws that never cross (inf) stay inf instead of nan
+    low = np.percentile(draws, 2.5, method="lower")
+    high = np.percentile(draws, 97.5, method="higher")
     return estimate, float(low), float(high)

@@ -1,6 +1,6 @@
 """Write the notebooks in notebooks/ from the cell lists below (so they stay reviewable as code).
 
-    python scripts/make_notebooks.py
+python scripts/make_notebooks.py
 """
 
 from pathlib import Path
@@ -31,10 +31,11 @@ NOTEBOOKS = {
             "(`blocks.L.hook_resid_post`), held-out R²."
         ),
         new_code_cell(
-            "probe = number_probe.run(model, n_problems=800, style=STYLE)\n"
-            "probe.figure()"
+            "probe = number_probe.run(model, n_problems=800, style=STYLE)\nprobe.figure()"
         ),
-        new_code_cell("[(row['position'], row['layer'], round(row['r2'], 3)) for row in probe.tables['per_layer']]"),
+        new_code_cell(
+            "[(row['position'], row['layer'], round(row['r2'], 3)) for row in probe.tables['per_layer']]"
+        ),
         new_markdown_cell(
             "## 2. Push along the sum direction and count addition errors\n"
             "Only problems the unedited model gets right; strengths in probe units (one unit moves "
@@ -43,7 +44,7 @@ NOTEBOOKS = {
         new_code_cell(
             "layer = probe.best_layer('last')\n"
             "sweep = perturbation.run(model, probe, layers=(layer,), n_problems=300, style=STYLE,\n"
-            "                         strengths=(0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2))\n"
+            ")\n"
             "print(f'x* = {sweep.x_star():.3g}, 95% CI {sweep.x_star_interval()}')\n"
             "sweep.figure()"
         ),
@@ -74,7 +75,12 @@ def main() -> None:
     out = Path(__file__).resolve().parent.parent / "notebooks"
     out.mkdir(exist_ok=True)
     for name, cells in NOTEBOOKS.items():
-        notebook = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+        notebook = new_notebook(
+            cells=cells,
+            metadata={
+                "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+            },
+        )
         nbformat.write(notebook, out / name)
         print(f"wrote notebooks/{name}")
 

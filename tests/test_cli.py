@@ -48,8 +48,6 @@ def test_number_probe_writes_results_and_resumes(tmp_path, capsys):
         "4",
         "--sweep-problems",
         "60",
-        "--strengths",
-        "0.2,1,4",
         "--out",
         str(tmp_path),
         "--batch-size",

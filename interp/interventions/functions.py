@@ -143,71 +143,65 @@ class RED(EditFunction):
         return edit
 
 
-class LoReFT(EditFunction):
+class _LowRankEdit(EditFunction):
+    """Shared shape bookkeeping of the rank-r ReFT edits: width and rank from `learned_source`."""
+
+    learned_source: nn.Linear
+
+    @property
+    def width(self) -> int:
+        return self.learned_source.in_features
+
+    @property
+    def rank(self) -> int:
+        return self.learned_source.out_features
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "rank": self.rank}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> EditFunction:
+        return cls(config["width"], config["rank"])
+
+
+def _check_rank(width: int, rank: int) -> None:
+    if not 0 < rank <= width:
+        raise ValueError(f"rank must be in 1..{width}, got {rank}")
+
+
+class LoReFT(_LowRankEdit):
     """LoReFT: h + R^T (W h + b - R h), with R (rank x width) kept with orthonormal rows."""
 
     kind: ClassVar[str] = "loreft"
 
     def __init__(self, width: int, rank: int):
         super().__init__()
-        if not 0 < rank <= width:
-            raise ValueError(f"rank must be in 1..{width}, got {rank}")
+        _check_rank(width, rank)
         rotation = nn.Linear(width, rank, bias=False)
         self.rotation = nn.utils.parametrizations.orthogonal(rotation)
         self.learned_source = nn.Linear(width, rank)
-
-    @property
-    def width(self) -> int:
-        return self.learned_source.in_features
-
-    @property
-    def rank(self) -> int:
-        return self.learned_source.out_features
 
     def forward(self, h: Float[Tensor, "batch pos width"]) -> Float[Tensor, "batch pos width"]:
         R = self.rotation.weight.to(h.dtype)  # [rank, width], orthonormal rows
         target = self.learned_source(h.to(self.learned_source.weight.dtype)).to(h.dtype)
         return h + (target - h @ R.T) @ R
 
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "rank": self.rank}
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> LoReFT:
-        return cls(config["width"], config["rank"])
-
-
-class DiReFT(EditFunction):
+class DiReFT(_LowRankEdit):
     """DiReFT: h + R^T (W h + b) with R unconstrained; LoReFT without orthogonality or subtraction."""
 
     kind: ClassVar[str] = "direft"
 
     def __init__(self, width: int, rank: int):
         super().__init__()
-        if not 0 < rank <= width:
-            raise ValueError(f"rank must be in 1..{width}, got {rank}")
+        _check_rank(width, rank)
         self.learned_source = nn.Linear(width, rank)
         self.project_back = nn.Linear(rank, width, bias=False)
         nn.init.zeros_(self.project_back.weight)
 
-    @property
-    def width(self) -> int:
-        return self.learned_source.in_features
-
-    @property
-    def rank(self) -> int:
-        return self.learned_source.out_features
-
     def forward(self, h: Float[Tensor, "batch pos width"]) -> Float[Tensor, "batch pos width"]:
         dtype = self.learned_source.weight.dtype
         return h + self.project_back(self.learned_source(h.to(dtype))).to(h.dtype)
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "rank": self.rank}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> DiReFT:
-        return cls(config["width"], config["rank"])
 
 
 EDIT_FUNCTIONS: dict[str, type[EditFunction]] = {
