@@ -1,9 +1,9 @@
 """interp: interpretability of representation edits (ReFT, steering) on TransformerLens bridges.
 
-    import interp
-    model = interp.load_model("qwen2.5-coder-0.5b-instruct")
-    from interp.analyses import number_probe
-    result = number_probe.run(model)
+import interp
+model = interp.load_model("qwen2.5-coder-0.5b-instruct")
+from interp.analyses import number_probe
+result = number_probe.run(model)
 """
 
 from interp.generation import Generation, GenerationConfig, generate

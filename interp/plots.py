@@ -75,7 +75,8 @@ def projection_histogram_figure(result) -> go.Figure:
                 nbinsx=60,
             )
         )
-    x_star = float(result.tensors["x_star"].min())
+    measured = [v for v in result.tensors["x_star"].tolist() if math.isfinite(v)]
+    x_star = min(measured) if measured else float("nan")
     if math.isfinite(x_star):
         for sign in (-1, 1):
             fig.add_vline(x=sign * x_star, line_dash="dash", line_color="black")

@@ -57,7 +57,9 @@ def test_number_probe_writes_results_and_resumes(tmp_path, capsys):
     for name in ("probe", "sweep", "projection"):
         assert (tmp_path / name / "tensors.safetensors").exists()
     assert (tmp_path / "number_direction.html").exists()
-    assert "x* at layer" in capsys.readouterr().out
+    assert (tmp_path / "edit_effect.json").exists()
+    out = capsys.readouterr().out
+    assert "x* at layer" in out and "breaks" in out
     assert main(args) == 0
     assert capsys.readouterr().out.count("[resume]") == 3
 

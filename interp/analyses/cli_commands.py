@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from interp.cli import add_model_arguments, command, load_from_args
+from interp.results import write_json_atomic
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -126,7 +128,27 @@ def number_probe_command(args: argparse.Namespace) -> None:
         figure.write_image(out / "number_direction.png", width=1000, height=600, scale=2)
     except Exception as error:  # static export needs kaleido + a browser; the HTML always exists
         print(f"(no PNG: {error})")
+    effect_path = out / "edit_effect.json"
+    if resume and effect_path.exists():
+        effect = json.loads(effect_path.read_text())
+    else:
+        effect = perturbation.edit_breaks(
+            model,
+            edit_list,
+            digits=args.digits,
+            n_problems=args.sweep_problems,
+            seed=args.seed + 1,
+            style=args.style,
+            batch_size=args.batch_size,
+        )
+        effect["edit"] = description
+        write_json_atomic(effect_path, effect)
     _print_summary(probe, sweep, proj)
+    print(
+        f"the edit {description} breaks {effect['n_broken']} of {effect['n_base_correct']} problems the "
+        f"unedited model gets right ({effect['broken_rate']:.1%}, 95% CI {effect['broken_low']:.1%}.."
+        f"{effect['broken_high']:.1%})"
+    )
 
 
 def random_red_edits(model, bias_norm: float, seed: int = 0):
@@ -143,12 +165,13 @@ def random_red_edits(model, bias_norm: float, seed: int = 0):
 
 
 def _print_summary(probe, sweep, proj) -> None:
-    print("\nlayer  R2(a)   R2(b)   R2(sum)  share of edit beyond x*")
+    print("\nlayer  R2(a)   R2(b)   R2(sum)  share of edit beyond x* (layers with a sweep)")
     shares = proj.share_beyond_threshold()
     r2 = {p: probe.r2(p) for p in probe.config.positions}
     for i, layer in enumerate(probe.layers):
         cells = [f"{r2[p][i]:7.3f}" for p in probe.config.positions]
-        print(f"{layer:5d} " + " ".join(cells) + f"   {shares.get(layer, float('nan')):.3f}")
+        share = shares.get(layer, float("nan"))
+        print(f"{layer:5d} " + " ".join(cells) + ("   -" if share != share else f"   {share:.3f}"))
     for layer in sweep.layers:
         low, high = sweep.x_star_interval(layer)
         print(

@@ -39,7 +39,7 @@ class PerturbationConfig:
     strengths: tuple[float, ...] | None = None  # probe units, both signs run; None: bracket first
     coarse_strengths: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
     coarse_problems: int = 32
-    n_strengths: int = 7  # grid size after bracketing
+    n_strengths: int = 8  # grid size after bracketing
     probe_position: str = "last"
     digits: int = 4
     n_problems: int = 300
@@ -152,6 +152,37 @@ def run(model, probe: NumberProbeResult, **overrides) -> PerturbationResult:
     return PerturbationResult(config=config, tensors=tensors, tables=tables, meta=meta)
 
 
+def edit_breaks(
+    model,
+    edit_list,
+    digits: int = 4,
+    n_problems: int = 300,
+    seed: int = 1,
+    style=None,
+    batch_size: int = 32,
+) -> dict:
+    """How many problems the unedited model gets right does an edit break? (a direct check of x*)"""
+    style = style or default_style(model.tokenizer)
+    encoded = encode_problems(
+        addition_problems(n_problems, digits, seed=seed), model.tokenizer, style
+    )
+    digit_ids = digit_token_ids(model.tokenizer)
+    base = greedy_outcomes(model, encoded, digit_ids, batch_size=batch_size)
+    correct = [e for e, ok in zip(encoded, base.correct.tolist()) if ok]
+    if not correct:
+        raise ArithmeticDataError(f"the unedited model gets none of {n_problems} problems right")
+    edited = greedy_outcomes(model, correct, digit_ids, edit_list, batch_size=batch_size)
+    broken = int((~edited.correct).sum())
+    low, high = wilson_interval(broken, len(correct))
+    return {
+        "n_base_correct": len(correct),
+        "n_broken": broken,
+        "broken_rate": broken / len(correct),
+        "broken_low": low,
+        "broken_high": high,
+    }
+
+
 def _push_outcomes(model, probe, layer, strength, rows, digit_ids, rule, config):
     """Greedy outcomes of `rows` with a push of `strength` probe units at `layer`."""
     direction = probe.direction(layer, config.probe_position)
@@ -165,7 +196,8 @@ def _bracket(model, probe, layer, correct, digit_ids, rule, config):
 
     Models differ by orders of magnitude in how far along a probe direction they tolerate a push,
     so a fixed grid either misses the threshold or wastes the sweep. The fine grid spans from half
-    the last coarse strength without errors to twice the first with at least 2% errors.
+    the largest coarse strength with no error at all (so x* is bracketed from below, not
+    extrapolated from zero) to twice the first with at least 2% errors.
     """
     few = correct[: config.coarse_problems]
     coarse = sorted(config.coarse_strengths)
@@ -186,12 +218,9 @@ def _bracket(model, probe, layer, correct, digit_ids, rule, config):
         if rate >= 0.02:
             first_hit = magnitude
             break
-    if first_hit is None:
-        low, high = coarse[0], coarse[-1]
-    else:
-        index = coarse.index(first_hit)
-        low = coarse[index - 1] if index > 0 else first_hit / 10
-        high = first_hit
+    clean = [r["strength"] for r in rows if r["error_rate"] == 0]
+    high = coarse[-1] if first_hit is None else first_hit
+    low = clean[-1] if clean else coarse[0] / 10
     grid = np.geomspace(low / 2, high * 2, config.n_strengths)
     return [float(f"{g:.3g}") for g in grid], rows
 

@@ -113,6 +113,8 @@ def run(
         [_threshold_for(layer, perturbation, x_star) for layer in layers], dtype=torch.float32
     )
     share = (projections.abs() > thresholds[:, None]).float().mean(-1)
+    share[thresholds.isnan()] = float("nan")
+    share[thresholds.isnan()] = float("nan")
     tensors = {
         "layers": torch.tensor(layers),
         "projections": projections,
@@ -140,9 +142,13 @@ def run(
 def _threshold_for(
     layer: int, perturbation: PerturbationResult | None, x_star: float | None
 ) -> float:
-    """x* for a layer: given explicitly, from the sweep (nearest measured layer), or inf (no threshold)."""
+    """x* for a layer: given explicitly, or from a sweep at that very layer; else NaN.
+
+    Probe units differ from layer to layer, so an x* measured at one layer says nothing about
+    another; such layers get no threshold (NaN) rather than a borrowed one.
+    """
     if x_star is not None:
         return float(x_star)
-    if perturbation is not None:
+    if perturbation is not None and layer in perturbation.layers:
         return perturbation.x_star(layer)
-    return float("inf")
+    return float("nan")

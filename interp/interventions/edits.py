@@ -108,7 +108,9 @@ def check_edit(model, edit: Edit) -> None:
 def _default_state(activation: Tensor) -> TokenState:
     """A bare forward with no state: every position is a real prompt token."""
     batch, seq = activation.shape[:2]
-    return TokenState.for_tokens(torch.zeros(batch, seq, dtype=torch.long, device=activation.device))
+    return TokenState.for_tokens(
+        torch.zeros(batch, seq, dtype=torch.long, device=activation.device)
+    )
 
 
 def _make_hook(edit: Edit):
