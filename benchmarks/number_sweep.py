@@ -29,9 +29,15 @@ def naive_correct(model, encoded, hook, push) -> list[bool]:
     for problem in encoded:
         tokens = torch.tensor([problem.prompt])
         with model.hooks(fwd_hooks=[(hook, lambda act, hook: push(act))]):
-            out = model.generate(tokens, max_new_tokens=15, do_sample=False, verbose=False,
-                                 stop_at_eos=True, return_type="tokens")
-        text = model.tokenizer.decode(out[0, len(problem.prompt):])
+            out = model.generate(
+                tokens,
+                max_new_tokens=15,
+                do_sample=False,
+                verbose=False,
+                stop_at_eos=True,
+                return_type="tokens",
+            )
+        text = model.tokenizer.decode(out[0, len(problem.prompt) :])
         match = re.search(r"\d+", text)
         results.append(match is not None and int(match.group(0)) == problem.problem.total)
     return results
@@ -50,12 +56,16 @@ def main() -> None:
     probe = number_probe.run(model, n_problems=400, style=args.style, digits=(1, 2, 3))
     layer = probe.best_layer()
     hook = f"blocks.{layer}.hook_resid_post"
-    encoded = encode_problems(addition_problems(args.problems, args.digits, seed=11), model.tokenizer, args.style)
+    encoded = encode_problems(
+        addition_problems(args.problems, args.digits, seed=11), model.tokenizer, args.style
+    )
     digit_ids = digit_token_ids(model.tokenizer)
     pushes = [PushAlong(probe.direction(layer), s, probe.unit_length(layer)) for s in strengths]
 
     start = time.perf_counter()
-    ours = [greedy_outcomes(model, encoded, digit_ids, [Edit(hook, p)]).correct.tolist() for p in pushes]
+    ours = [
+        greedy_outcomes(model, encoded, digit_ids, [Edit(hook, p)]).correct.tolist() for p in pushes
+    ]
     t_ours = time.perf_counter() - start
     start = time.perf_counter()
     naive = [naive_correct(model, encoded, hook, p) for p in pushes]
@@ -63,11 +73,15 @@ def main() -> None:
 
     pairs = [(a, b) for o, n in zip(ours, naive) for a, b in zip(o, n)]
     agree = sum(a == b for a, b in pairs) / len(pairs)
-    print(f"model {args.model}, {args.problems} {args.digits}-digit problems x {len(strengths)} strengths, "
-          f"push at layer {layer}")
+    print(
+        f"model {args.model}, {args.problems} {args.digits}-digit problems x {len(strengths)} strengths, "
+        f"push at layer {layer}"
+    )
     for s, o, n in zip(strengths, ours, naive):
         print(f"  strength {s:+.2f}: correct ours {sum(o):4d}  naive {sum(n):4d}")
-    print(f"agreement {agree:.2%}; ours {t_ours:.1f}s, naive {t_naive:.1f}s, speed-up {t_naive / t_ours:.1f}x")
+    print(
+        f"agreement {agree:.2%}; ours {t_ours:.1f}s, naive {t_naive:.1f}s, speed-up {t_naive / t_ours:.1f}x"
+    )
 
 
 if __name__ == "__main__":
