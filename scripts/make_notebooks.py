@@ -54,15 +54,15 @@ NOTEBOOKS = {
             "pass any list of edits, e.g. `interp.load_edits('checkpoint', model)`."
         ),
         new_code_cell(
-            "red = [Edit(f'blocks.{l}.hook_mlp_out', RED.random(model.cfg.d_model, 0.54, seed=l))\n"
-            "       for l in range(model.cfg.n_layers)]\n"
+            "red = [Edit(f'blocks.{layer}.hook_mlp_out', RED.random(model.cfg.d_model, 0.54, seed=layer))\n"
+            "       for layer in range(model.cfg.n_layers)]\n"
             "proj = projection.run(model, red, probe, perturbation=sweep, n_prompts=32)\n"
             "proj.share_beyond_threshold()"
         ),
         new_code_cell("combined_figure(sweep, proj, layer=layer)"),
         new_markdown_cell("Results save and load with their configs (seeds included):"),
         new_code_cell(
-            "import tempfile\n"
+            "import tempfile\n\n"
             "folder = tempfile.mkdtemp()\n"
             "sweep.save(folder)\n"
             "perturbation.PerturbationResult.load(folder).x_star() == sweep.x_star()"
