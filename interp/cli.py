@@ -111,7 +111,13 @@ def _import_analysis_commands() -> None:
     """Analyses register their subcommands when their CLI module is imported."""
     import importlib
 
-    for module in ("interp.analyses.cli_commands",):
+    for module in (
+        "interp.analyses.cli_commands",  # number-probe
+        "interp.analyses.cli_math",  # math-eval, prefix-swap
+        "interp.analyses.cli_training",  # train, reft-compare
+        "interp.analyses.cli_seal",  # thoughts, thought-states, steering
+        "interp.analyses.cli_faithfulness",  # faithfulness
+    ):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as error:
