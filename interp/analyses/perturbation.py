@@ -30,7 +30,7 @@ from interp.models import model_name
 from interp.positions import AllPositions, PositionRule
 from interp.results import Result
 from interp.stats import threshold_with_ci, wilson_interval
-from interp.teacher_forcing import greedy_outcomes
+from interp.teacher_forcing import PushSweep, greedy_outcomes
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class PerturbationConfig:
     n_bootstrap: int = 500
     seed: int = 1
     batch_size: int = 32
+    layer_skip: bool = True  # run only the blocks from the push layer up (False: full forwards)
 
 
 @dataclass
@@ -124,7 +125,10 @@ def run(model, probe: NumberProbeResult, **overrides) -> PerturbationResult:
         if config.strengths:
             grids.append(sorted(set(abs(s) for s in config.strengths if s != 0)))
             continue
-        grid, rows = _bracket(model, probe, layer, correct, digit_ids, rule, config)
+        few = _pusher(
+            model, probe, layer, correct[: config.coarse_problems], digit_ids, rule, config
+        )
+        grid, rows = _bracket(few, layer, config)
         grids.append(grid)
         coarse_rows.extend(rows)
     n_strengths = len(grids[0])
@@ -134,10 +138,8 @@ def run(model, probe: NumberProbeResult, **overrides) -> PerturbationResult:
     for li, layer in enumerate(layers):
         signed = [-m for m in reversed(grids[li])] + grids[li]
         signed_grid.append(signed)
-        for si, strength in enumerate(tqdm(signed, desc=f"push strengths at layer {layer}")):
-            outcome = _push_outcomes(
-                model, probe, layer, strength, correct, digit_ids, rule, config
-            )
+        pusher = _pusher(model, probe, layer, correct, digit_ids, rule, config)
+        for si, outcome in enumerate(pusher(signed, progress=True)):
             errors[li, si] = ~outcome.correct
             moved[li, si] = outcome.moved
     tensors, table = _summarise(layers, signed_grid, grids, errors, moved, config)
@@ -183,15 +185,34 @@ def edit_breaks(
     }
 
 
-def _push_outcomes(model, probe, layer, strength, rows, digit_ids, rule, config):
-    """Greedy outcomes of `rows` with a push of `strength` probe units at `layer`."""
+def _pusher(model, probe, layer, rows, digit_ids, rule, config):
+    """A function strengths -> greedy outcomes of `rows` under pushes along the probe at `layer`.
+
+    With `config.layer_skip` the residual entering the layer is computed once and each strength
+    runs only the blocks from `layer` up (`interp.teacher_forcing.PushSweep`); otherwise every
+    strength is a full forward with the push hooked in. Both give the same outcomes (tested).
+    """
     direction = probe.direction(layer, config.probe_position)
     unit = probe.unit_length(layer, config.probe_position)
-    push = Edit(f"blocks.{layer}.{probe.config.site}", PushAlong(direction, strength, unit), rule)
-    return greedy_outcomes(model, rows, digit_ids, [push], config.batch_size)
+    hook = f"blocks.{layer}.{probe.config.site}"
+
+    def push(amounts) -> Edit:
+        return Edit(hook, PushAlong(direction, amounts, unit), rule)
+
+    if config.layer_skip:
+        sweep = PushSweep(model, rows, digit_ids, push, layer, config.batch_size)
+        return sweep.outcomes
+
+    def full_forwards(strengths, progress=False):
+        return [
+            greedy_outcomes(model, rows, digit_ids, [push(s)], config.batch_size)
+            for s in tqdm(strengths, disable=not progress, desc=f"pushes at layer {layer}")
+        ]
+
+    return full_forwards
 
 
-def _bracket(model, probe, layer, correct, digit_ids, rule, config):
+def _bracket(pusher, layer, config):
     """Find the push scale where errors start, on a few problems and a coarse geometric grid.
 
     Models differ by orders of magnitude in how far along a probe direction they tolerate a push,
@@ -199,22 +220,14 @@ def _bracket(model, probe, layer, correct, digit_ids, rule, config):
     the largest coarse strength with no error at all (so x* is bracketed from below, not
     extrapolated from zero) to twice the first with at least 2% errors.
     """
-    few = correct[: config.coarse_problems]
     coarse = sorted(config.coarse_strengths)
     rows, first_hit = [], None
     for magnitude in tqdm(coarse, desc=f"bracketing layer {layer}"):
-        wrong = sum(
-            int(
-                (
-                    ~_push_outcomes(
-                        model, probe, layer, sign * magnitude, few, digit_ids, rule, config
-                    ).correct
-                ).sum()
-            )
-            for sign in (-1, 1)
-        )
-        rate = wrong / (2 * len(few))
-        rows.append({"layer": layer, "strength": magnitude, "error_rate": rate, "n": 2 * len(few)})
+        outcomes = pusher([-magnitude, magnitude])
+        wrong = sum(int((~o.correct).sum()) for o in outcomes)
+        n = sum(len(o.correct) for o in outcomes)
+        rate = wrong / n
+        rows.append({"layer": layer, "strength": magnitude, "error_rate": rate, "n": n})
         if rate >= 0.02:
             first_hit = magnitude
             break

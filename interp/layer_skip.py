@@ -1,0 +1,91 @@
+"""Forwards that start at a block: run blocks L..N-1 on a residual stream computed once.
+
+An edit at block L leaves blocks 0..L-1 unchanged, so a sweep over many variants of that edit (push
+strengths) computes their output once and runs only the blocks from L on for each variant. The
+Hugging Face model inside the bridge runs with its decoder-layer list sliced and the cached residual
+as `inputs_embeds`; the bridge's hooks live on those layers, so edits at block L fire as usual.
+
+A key/value cache built this way holds entries for blocks L.. only. `fill_skipped_blocks` gives the
+skipped blocks zero entries of the same length, which no attention ever reads, so the cache length
+that Hugging Face derives positions and masks from stays right.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+
+class LayerSkipError(RuntimeError):
+    """This model's decoder stack cannot be run from a middle block."""
+
+
+def decoder_stack(model) -> nn.Module:
+    """The Hugging Face module holding the decoder layers (`.layers`) inside a bridge."""
+    inner = getattr(getattr(model, "original_model", None), "model", None)
+    if not isinstance(getattr(inner, "layers", None), nn.ModuleList):
+        raise LayerSkipError(
+            f"{type(model).__name__} has no Hugging Face decoder stack at original_model.model.layers; "
+            f"run full forwards instead (interp.teacher_forcing.greedy_outcomes)"
+        )
+    return inner
+
+
+@contextlib.contextmanager
+def blocks_from(model, first_block: int) -> Iterator[None]:
+    """Within the block, the model's forward runs only decoder blocks `first_block`.. (restored after)."""
+    stack = decoder_stack(model)
+    layers = stack.layers
+    if not 0 <= first_block < len(layers):
+        raise LayerSkipError(f"block {first_block} is out of range 0..{len(layers) - 1}")
+    stack.layers = nn.ModuleList(list(layers)[first_block:])
+    try:
+        yield
+    finally:
+        stack.layers = layers
+
+
+def mask_positions(
+    attention_mask: Int[Tensor, "batch total"], n_new: int
+) -> Int[Tensor, "batch new"]:
+    """Position ids counted in real tokens, as the bridge derives them, for the last `n_new` columns."""
+    positions = attention_mask.long().cumsum(-1) - 1
+    positions = positions.masked_fill(attention_mask == 0, 1)
+    return positions[:, -n_new:]
+
+
+@torch.no_grad()
+def forward_from_block(
+    model,
+    residual: Float[Tensor, "batch new d_model"],
+    first_block: int,
+    attention_mask: Int[Tensor, "batch total"],
+    past=None,
+    use_cache: bool = False,
+) -> tuple[Float[Tensor, "batch new vocab"], object]:
+    """Logits of blocks `first_block`.. run on `residual` (the stream entering that block), and the cache.
+
+    `attention_mask` covers the cached positions and the new ones; `past` is a cache from an
+    earlier call (with the skipped blocks filled, see `fill_skipped_blocks`).
+    """
+    positions = mask_positions(attention_mask, residual.shape[1])
+    with blocks_from(model, first_block):
+        out = model.original_model(
+            inputs_embeds=residual,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            past_key_values=past,
+            use_cache=use_cache,
+        )
+    return out.logits, out.past_key_values
+
+
+def fill_skipped_blocks(cache, first_block: int) -> None:
+    """Give blocks 0..first_block-1 zero key/value entries as long as block `first_block`'s."""
+    layer = cache.layers[first_block]
+    for block in range(first_block):
+        cache.update(torch.zeros_like(layer.keys), torch.zeros_like(layer.values), block)

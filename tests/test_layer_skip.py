@@ -1,0 +1,75 @@
+"""Running only the blocks above a push gives exactly what the full forward gives."""
+
+import pytest
+import torch
+
+from interp.data.arithmetic import addition_problems, digit_token_ids, encode_problems
+from interp.interventions import Edit, PushAlong
+from interp.layer_skip import LayerSkipError, blocks_from, decoder_stack, forward_from_block
+from interp.organism import load_adder
+from interp.positions import AllPositions, GeneratedPositions, PromptPositions
+from interp.teacher_forcing import PushSweep, greedy_outcomes
+
+
+def _push_factory(model, block, direction, unit, rule):
+    def push(amounts):
+        return Edit(f"blocks.{block}.hook_resid_post", PushAlong(direction, amounts, unit), rule)
+
+    return push
+
+
+def _compare_paths(model, rows, block, strengths, rule, batch_size):
+    digits = digit_token_ids(model.tokenizer)
+    direction = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(3))
+    push = _push_factory(model, block, direction, 1.0, rule)
+    sweep = PushSweep(model, rows, digits, push, block, batch_size, strengths_per_forward=3)
+    cut = sweep.outcomes(strengths)
+    for strength, outcome in zip(strengths, cut):
+        full = greedy_outcomes(model, rows, digits, [push(strength)], batch_size=batch_size)
+        assert torch.equal(outcome.correct, full.correct), strength
+        assert torch.equal(outcome.moved, full.moved), strength
+    return cut
+
+
+@pytest.mark.parametrize("rule", [AllPositions(), PromptPositions(), GeneratedPositions()])
+@pytest.mark.parametrize("block", [0, 1])
+def test_cut_forward_matches_full_forward_with_shared_prefix(tiny, rule, block):
+    """numprobe prompts share "Question: What is the sum of " — the prefix path with padding."""
+    rows = encode_problems(addition_problems(24, 2, seed=5), tiny.tokenizer, "numprobe")
+    strengths = [-30.0, -3.0, 0.0, 3.0, 30.0]
+    cut = _compare_paths(tiny, rows, block, strengths, rule, batch_size=7)
+    assert len(cut) == len(strengths) and all(len(o.correct) == len(rows) for o in cut)
+
+
+def test_cut_forward_matches_on_the_trained_adder():
+    """No shared prefix (compact prompts differ from the first token); real, non-trivial outcomes."""
+    adder = load_adder()
+    rows = encode_problems(addition_problems(64, 4, seed=9), adder.tokenizer, "compact")
+    strengths = [-200.0, -50.0, 0.0, 50.0, 200.0]
+    cut = _compare_paths(adder, rows, 2, strengths, AllPositions(), batch_size=32)
+    assert bool(cut[2].correct.all())  # unpushed: the adder gets them all right
+    assert not bool(cut[0].correct.all()) or not bool(
+        cut[-1].correct.all()
+    )  # big pushes break some
+
+
+def test_blocks_are_restored_on_error(tiny):
+    stack = decoder_stack(tiny)
+    before = list(stack.layers)
+    with pytest.raises(RuntimeError, match="boom"), blocks_from(tiny, 1):
+        assert len(stack.layers) == len(before) - 1
+        raise RuntimeError("boom")
+    assert list(stack.layers) == before
+    with pytest.raises(LayerSkipError, match="out of range"), blocks_from(tiny, 99):
+        pass
+
+
+def test_forward_from_block_zero_is_the_model(tiny):
+    tokens = torch.tensor([[5, 6, 7, 8], [0, 0, 9, 10]])
+    mask = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1]])
+    logits, cache = tiny.run_with_cache(
+        tokens, attention_mask=mask, names_filter=lambda n: n == "blocks.1.hook_resid_pre"
+    )
+    cut, _ = forward_from_block(tiny, cache["blocks.1.hook_resid_pre"], 1, mask)
+    real = mask.bool()
+    assert torch.allclose(cut[real], logits[real], atol=1e-5)
