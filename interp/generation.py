@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Float, Int
@@ -20,6 +20,9 @@ from tqdm.auto import tqdm
 
 from interp.interventions import Edit, edits
 from interp.positions import TokenState, token_state
+
+if TYPE_CHECKING:
+    from interp.kv_reuse import RowCache
 
 LogitProcessor = Callable[[Float[Tensor, "batch vocab"], TokenState], Float[Tensor, "batch vocab"]]
 
@@ -42,6 +45,7 @@ class GenerationConfig:
     stop_at_eos: bool = True
     use_cache: bool = True
     batch_size: int = 8
+    kl_budget: float | None = None  # stop editing a sequence once its summed KL passes this
 
 
 @dataclass
@@ -56,6 +60,9 @@ class Generation:
     edited: list[list[bool]]
     config: GenerationConfig
     step_info: list[dict[str, Any]] = field(default_factory=list)
+    # With kl_budget: KL(edited || unedited) summed per sequence, and its first unedited token.
+    kl_spent: list[float] | None = None
+    edit_stops: list[int | None] | None = None
 
     @property
     def n_generated(self) -> list[int]:
@@ -155,17 +162,31 @@ def generate(
     config: GenerationConfig | None = None,
     logit_processors: Sequence[LogitProcessor] = (),
     progress: bool = False,
+    prompt_lengths: Sequence[int] | None = None,
+    caches: Sequence[RowCache] | None = None,
     **overrides: Any,
 ) -> Generation:
     """Decode from every prompt; keyword overrides set `GenerationConfig` fields.
 
     Sampling draws from one generator per prompt, seeded with `seed + index`, so a batch gives the
     same samples as decoding the prompts one by one with those seeds.
+
+    Continuing an answer: `prompt_lengths[i]` says how many tokens of prompt i are the real prompt;
+    the rest is a forced answer prefix that position rules count as generated. `caches[i]` (see
+    `prefill_caches`) holds keys/values for all but the last token of prompt i, computed by any
+    model/edits: the loop then feeds only that last token first (the prefix swap's donor cache).
     """
     config = GenerationConfig(**{**(config.__dict__ if config else {}), **overrides})
     if config.max_new_tokens < 1:
         raise GenerationError("max_new_tokens must be at least 1")
     encoded = encode_prompts(model, prompts)
+    lengths = _check_continuation(encoded, prompt_lengths, caches, config)
+    if config.kl_budget is not None and caches is not None:
+        raise GenerationError(
+            "kl_budget cannot be combined with initial caches; use one or the other"
+        )
+    if caches is not None:
+        from interp.kv_reuse import stack_row_caches  # imports this module
     limit = context_length(model)
     for index, ids in enumerate(encoded):
         if len(ids) + config.max_new_tokens > limit:
@@ -180,8 +201,18 @@ def generate(
         for start in tqdm(batches, desc="decoding", disable=not progress):
             chunk = encoded[start : start + config.batch_size]
             seeds = [config.seed + start + i for i in range(len(chunk))]
+            end = start + len(chunk)
+            initial = None if caches is None else stack_row_caches(model, caches[start:end])
             for offset, item in enumerate(
-                _decode_batch(model, chunk, config, logit_processors, seeds)
+                _decode_batch(
+                    model,
+                    chunk,
+                    config,
+                    logit_processors,
+                    seeds,
+                    None if lengths is None else lengths[start:end],
+                    initial,
+                )
             ):
                 results[start + offset] = item
     tokenizer = model.tokenizer
@@ -193,6 +224,8 @@ def generate(
         logprobs=[r["logprobs"] for r in results],
         edited=[r["edited"] for r in results],
         config=config,
+        kl_spent=None if config.kl_budget is None else [r["kl_spent"] for r in results],
+        edit_stops=None if config.kl_budget is None else [r["edit_stop"] for r in results],
     )
 
 
@@ -202,13 +235,19 @@ def _decode_batch(
     config: GenerationConfig,
     logit_processors: Sequence[LogitProcessor],
     seeds: list[int],
+    prompt_lengths: list[int] | None = None,
+    initial_cache: Any = None,
 ) -> list[dict[str, Any]]:
-    """Decode one left-padded batch; returns per-sequence tokens, logprobs and touched positions."""
+    """Decode one left-padded batch; returns per-sequence tokens, logprobs and touched positions.
+
+    With `initial_cache` (keys/values of every position but the last) the first step feeds only
+    the last token of each prompt.
+    """
     device = next(model.parameters()).device
     pad_id = pad_token_id(model)
     tokens, attention_mask = left_pad(prompts, pad_id, device)
     batch = tokens.shape[0]
-    state = TokenState.for_tokens(tokens, attention_mask)
+    state = TokenState.for_tokens(tokens, attention_mask, prompt_lengths)
     eos = eos_token_ids(model) if config.stop_at_eos else set()
     eos_tensor = torch.tensor(sorted(eos) or [-1], device=device)
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
@@ -216,14 +255,20 @@ def _decode_batch(
     finish = ["length"] * batch
     generated: list[list[int]] = [[] for _ in range(batch)]
     logprobs: list[list[float]] = [[] for _ in range(batch)]
-    past = None
+    past = initial_cache
+    budget = None
+    if config.kl_budget is not None:
+        from interp.kl_budget import KLBudgetForward  # imports this module
+
+        budget = KLBudgetForward(model, config.kl_budget, batch)
+    forward = model if budget is None else budget
 
     for _ in range(config.max_new_tokens):
         with token_state(state):
             if config.use_cache:
                 feed = tokens if past is None else tokens[:, -1:]
                 state.chunk_start = tokens.shape[1] - feed.shape[1]
-                logits, past = model(
+                logits, past = forward(
                     feed,
                     return_type="logits_and_cache",
                     attention_mask=attention_mask,
@@ -232,7 +277,7 @@ def _decode_batch(
                 )
             else:
                 state.chunk_start = 0
-                logits = model(tokens, attention_mask=attention_mask)
+                logits = forward(tokens, attention_mask=attention_mask)
         model_logits = logits[:, -1, :].float()
         next_logits = model_logits
         for processor in logit_processors:
@@ -279,6 +324,7 @@ def _decode_batch(
                 "finish": finish[row],
                 "logprobs": logprobs[row],
                 "edited": edited,
+                **(budget.report(row, len(generated[row])) if budget is not None else {}),
             }
         )
     return out
@@ -315,3 +361,34 @@ def _hit_stop_string(model, generated: list[int], stop_strings: tuple[str, ...])
     """Whether the text of the last few tokens contains a stop string."""
     tail = model.tokenizer.decode(generated[-16:])
     return any(s in tail for s in stop_strings)
+
+
+def _check_continuation(
+    encoded: list[list[int]],
+    prompt_lengths: Sequence[int] | None,
+    caches: Sequence[RowCache] | None,
+    config: GenerationConfig | None,
+) -> list[int] | None:
+    """Validate forced prefixes and initial caches against the encoded prompts."""
+    if prompt_lengths is not None:
+        if len(prompt_lengths) != len(encoded):
+            raise GenerationError(
+                f"{len(prompt_lengths)} prompt_lengths for {len(encoded)} prompts; give one each"
+            )
+        for index, (n, ids) in enumerate(zip(prompt_lengths, encoded, strict=True)):
+            if not 1 <= n <= len(ids):
+                raise GenerationError(
+                    f"prompt_lengths[{index}]={n} must be between 1 and the {len(ids)} tokens given"
+                )
+    if caches is not None:
+        if config is not None and not config.use_cache:
+            raise GenerationError("initial caches need use_cache=True")
+        if len(caches) != len(encoded):
+            raise GenerationError(f"{len(caches)} caches for {len(encoded)} prompts; give one each")
+        for index, (cache, ids) in enumerate(zip(caches, encoded, strict=True)):
+            if cache.length != len(ids) - 1:
+                raise GenerationError(
+                    f"cache {index} covers {cache.length} positions; it must cover all but the "
+                    f"last of the {len(ids)} tokens given (crop it with RowCache.crop)"
+                )
+    return None if prompt_lengths is None else list(prompt_lengths)
