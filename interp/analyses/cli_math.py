@@ -1,0 +1,215 @@
+"""`python -m interp math-eval ...` and `python -m interp prefix-swap ...`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from interp.analyses.cli_commands import _ints, random_red_edits
+from interp.cli import add_model_arguments, command, load_from_args
+
+
+def _edit_arguments(parser: argparse.ArgumentParser, prefix: str, what: str) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(f"--{prefix}edits", default=None, help=f"edit checkpoint for {what}")
+    group.add_argument(
+        f"--{prefix}random-red",
+        type=float,
+        default=None,
+        metavar="NORM",
+        help=f"{what}: a random RED with this bias norm on every blocks.L.hook_mlp_out",
+    )
+
+
+def _arm(model, checkpoint: str | None, red_norm: float | None, seed: int):
+    """The model with a checkpoint's edits, a random RED, or nothing; named after what it carries."""
+    from interp.arms import Arm
+    from interp.interventions import load_edits
+
+    if checkpoint:
+        return Arm(Path(checkpoint).name, model, tuple(load_edits(checkpoint, model)))
+    if red_norm is not None:
+        edits = random_red_edits(model, red_norm, seed=seed)
+        return Arm(f"random RED {red_norm:g}", model, tuple(edits))
+    return Arm("plain", model)
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--dataset", default="gsm8k", help="gsm8k | math500 | FILE.jsonl | hf:NAME[:CONFIG]"
+    )
+    parser.add_argument("--split", default="test", help="gsm8k: train or test")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the problem subset")
+    parser.add_argument("--prompt-style", default="chat", choices=("chat", "plain", "few_shot"))
+    parser.add_argument("--max-new-tokens", type=int, default=384)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a saved math-eval result whose rows may be reused (repeatable)",
+    )
+    parser.add_argument("--figure", default=None, help="also write the figure as PNG here")
+
+
+def _write_png(figure, path: str | None) -> None:
+    if not path:
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        figure.write_image(path, width=1000, height=600, scale=2)
+        print(f"wrote {path}")
+    except Exception as error:  # static export needs kaleido + a browser
+        print(f"(no PNG: {error})")
+
+
+def _load_reuse(directories):
+    from interp.analyses.math_eval import MathEvalResult
+
+    return [MathEvalResult.load(d) for d in directories]
+
+
+def _math_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    _common_arguments(parser)
+    parser.add_argument("--n-problems", type=int, default=100, help="0: the whole split")
+    parser.add_argument("--question-field", default="question", help="JSONL field of the question")
+    parser.add_argument("--answer-field", default="answer", help="JSONL field of the gold answer")
+    parser.add_argument(
+        "--n-shots", type=int, default=4, help="exemplars of --prompt-style few_shot"
+    )
+    parser.add_argument("--sample", action="store_true", help="sample instead of greedy")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--out", default=None, help="result folder (default runs/math/DATASET)")
+    _edit_arguments(parser, "", "the evaluated model")
+
+
+@command(
+    "math-eval",
+    "decode and grade GSM8K / MATH-500 / JSONL problems; accuracy with a 95% interval",
+    _math_eval_arguments,
+)
+def math_eval_command(args: argparse.Namespace) -> None:
+    from interp.analyses import math_eval
+    from interp.data.math_sets import subset
+
+    model = load_from_args(args)
+    arm = _arm(model, args.edits, args.random_red, args.seed)
+    problems = None
+    if args.question_field != "question" or args.answer_field != "answer":
+        problems = math_eval.load_problems(
+            args.dataset,
+            args.split,
+            question_field=args.question_field,
+            answer_field=args.answer_field,
+        )
+        if args.n_problems:
+            problems = subset(problems, min(args.n_problems, len(problems)), args.seed)
+    out = args.out or f"runs/math/{Path(args.dataset).stem.replace(':', '_')}"
+    extra = {"do_sample": True, "temperature": args.temperature} if args.sample else {}
+    result = math_eval.run(
+        arm,
+        problems=problems,
+        dataset=args.dataset,
+        split=args.split,
+        n_problems=args.n_problems or None,
+        seed=args.seed,
+        prompt_style=args.prompt_style,
+        n_shots=args.n_shots,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        out=out,
+        reuse=_load_reuse(args.reuse),
+        **extra,
+    )
+    summary = result.summary()
+    print(
+        f"{summary['model']} on {summary['dataset']}: {summary['correct']}/{summary['n']} correct, "
+        f"accuracy {summary['accuracy']:.1%} (95% CI {summary['accuracy_low']:.1%}–"
+        f"{summary['accuracy_high']:.1%}); mean {summary['mean_tokens']:.0f} tokens, "
+        f"{summary['cap_rate']:.1%} hit the {args.max_new_tokens}-token cap. Rows: {out}"
+    )
+    _write_png(result.figure(), args.figure)
+
+
+def _prefix_swap_arguments(parser: argparse.ArgumentParser) -> None:
+    _common_arguments(parser)
+    parser.add_argument("--ks", type=_ints, default=(0, 1, 4, 8, 16, 32, 64, 128))
+    parser.add_argument(
+        "--variants", default="donor_cache,recompute", help="donor_cache and/or recompute"
+    )
+    parser.add_argument("--n-problems", type=int, default=150, help="problems in the swap")
+    parser.add_argument(
+        "--pool-size", type=int, default=500, help="problems the donor answers first"
+    )
+    parser.add_argument(
+        "--all-problems",
+        action="store_true",
+        help="swap on every pool problem, not only those the donor gets wrong",
+    )
+    parser.add_argument("--no-closeness", action="store_true", help="skip the trajectory closeness")
+    parser.add_argument("--closeness-figure", default=None, help="closeness figure as PNG here")
+    parser.add_argument("--out", default="runs/math/prefix_swap")
+    _edit_arguments(parser, "donor-", "the donor")
+    _edit_arguments(parser, "continuer-", "the continuer")
+
+
+@command(
+    "prefix-swap",
+    "the donor writes the first k answer tokens, the continuer goes on: accuracy against k",
+    _prefix_swap_arguments,
+)
+def prefix_swap_command(args: argparse.Namespace) -> None:
+    from interp.analyses import prefix_swap
+
+    model = load_from_args(args)
+    donor = _arm(model, args.donor_edits, args.donor_random_red, args.seed)
+    if donor.is_plain:
+        raise ValueError(
+            "give the donor an edit: --donor-edits CHECKPOINT or --donor-random-red NORM"
+        )
+    continuer = _arm(model, args.continuer_edits, args.continuer_random_red, args.seed)
+    result = prefix_swap.run(
+        model,
+        donor=donor,
+        continuer=continuer,
+        ks=args.ks,
+        variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
+        only_donor_wrong=not args.all_problems,
+        n_problems=args.n_problems,
+        pool_size=args.pool_size,
+        dataset=args.dataset,
+        split=args.split,
+        seed=args.seed,
+        prompt_style=args.prompt_style,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        closeness=not args.no_closeness,
+        out=args.out,
+        reuse=_load_reuse(args.reuse),
+    )
+    meta = result.meta
+    print(
+        f"{meta['n_problems']} problems (pool {meta['pool_size']}, donor accuracy on the pool "
+        f"{meta['donor_pool_accuracy']:.1%}); {continuer.name} alone on them: "
+        f"{meta['continuer_accuracy']:.1%}"
+    )
+    print("variant       " + "  ".join(f"k={k:<5d}" for k in result.config.ks))
+    for variant in result.config.variants:
+        cells = "  ".join(f"{a:7.1%}" for a in result.accuracy(variant))
+        print(f"{variant:13s} {cells}")
+    if "closeness" in result.tables:
+        for arm in ("donor", "continuer"):
+            values = []
+            for k in result.config.ks:
+                rows = [
+                    r["gold_logprob"]
+                    for r in result.tables["closeness"]
+                    if r["arm"] == arm and r["k"] == k
+                ]
+                values.append(sum(rows) / len(rows))
+            print(f"log p(gold) after {arm:9s} prefix: " + "  ".join(f"{v:7.2f}" for v in values))
+    _write_png(result.figure(), args.figure)
+    if args.closeness_figure and "closeness" in result.tables:
+        _write_png(result.closeness_figure(), args.closeness_figure)

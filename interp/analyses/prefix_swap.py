@@ -1,0 +1,650 @@
+"""Prefix swap: one arm (the donor) writes the first k answer tokens, another (the continuer) goes on.
+
+Accuracy against k says how much of an edited model's damage is already done in its first tokens.
+For each problem the donor's answer is decoded once (a `math_eval` run, which also finds the
+problems the donor gets wrong); every k reuses its first k tokens. Two variants:
+
+- ``donor_cache``: the continuer resumes from the donor's KV cache, so the keys/values of the
+  prompt and of the prefix were computed *with the donor's edits* (swapping the model in the middle
+  of decoding). Precisely: the donor's cache covers every position before the last token of
+  prompt + prefix; the continuer feeds that token and decodes on. With k >= 1 that is exactly "the
+  donor chose k tokens, then the continuer took over the loop"; with k = 0 the continuer reads a
+  donor-encoded prompt.
+- ``recompute``: the continuer encodes prompt + prefix itself (clean when it has no edits).
+
+Caches are computed once per problem over the longest prefix (one forward per arm) and cropped for
+each k. Trajectory closeness (`closeness=True`) scores, for the donor's prefix and the continuer's
+own prefix at each k, how strongly the unedited model then expects the gold answer (see
+`gold_answer_logprobs`), and how long the donor stays on the continuer's own token path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+from tqdm.auto import tqdm
+
+from interp.analyses import math_eval
+from interp.arms import Arm, describe_edit
+from interp.data.grading import grade
+from interp.data.math_sets import MathProblem, subset
+from interp.generation import GenerationError, generate, left_pad, pad_token_id
+from interp.interventions import Edit
+from interp.kv_reuse import RowCache, prefill_caches, stack_row_caches
+from interp.models import model_name
+from interp.plots import TEMPLATE
+from interp.results import Result
+from interp.stats import wilson_interval
+
+VARIANTS = ("donor_cache", "recompute")
+DEFAULT_KS = (0, 1, 4, 8, 16, 32, 64, 128)
+# Appended after a prefix to ask for the answer at once; the gold answer + "}" is then scored.
+ANSWER_CUE = "\n\nThe final answer is $\\boxed{"
+
+
+@dataclass(frozen=True)
+class PrefixSwapConfig:
+    """What decides the continuations; saved with the result and checked on resume."""
+
+    dataset: str = "gsm8k"
+    split: str = "test"
+    pool_size: int = 100
+    n_problems: int = 150
+    seed: int = 0
+    prompt_style: str = "chat"
+    ks: tuple[int, ...] = DEFAULT_KS
+    variants: tuple[str, ...] = VARIANTS
+    only_donor_wrong: bool = True
+    max_new_tokens: int = 512
+    batch_size: int = 16
+    donor: str = ""  # JSON description of the donor arm
+    continuer: str = ""
+    closeness: bool = True
+    answer_cue: str = ANSWER_CUE
+
+
+@dataclass
+class PrefixSwapResult(Result):
+    """Tables: `continuations` (one row per problem, k, variant), `accuracy`, `closeness`."""
+
+    config_class = PrefixSwapConfig
+
+    def accuracy(self, variant: str) -> list[float]:
+        rows = {r["k"]: r for r in self.tables["accuracy"] if r["variant"] == variant}
+        return [rows[k]["accuracy"] for k in self.config.ks]
+
+    def figure(self) -> go.Figure:
+        """Accuracy of the swapped answers against k, one line per variant, 95% Wilson bars."""
+        fig = go.Figure()
+        labels = [str(k) for k in self.config.ks]
+        for variant, dash in zip(self.config.variants, ("solid", "dash"), strict=False):
+            rows = {r["k"]: r for r in self.tables["accuracy"] if r["variant"] == variant}
+            ordered = [rows[k] for k in self.config.ks]
+            fig.add_trace(
+                go.Scatter(
+                    x=labels,
+                    y=[r["accuracy"] for r in ordered],
+                    error_y=dict(
+                        type="data",
+                        symmetric=False,
+                        array=[r["high"] - r["accuracy"] for r in ordered],
+                        arrayminus=[r["accuracy"] - r["low"] for r in ordered],
+                    ),
+                    mode="lines+markers",
+                    line_dash=dash,
+                    name=_VARIANT_LABELS.get(variant, variant),
+                )
+            )
+        meta = self.meta
+        fig.add_hline(
+            y=meta["continuer_accuracy"],
+            line_dash="dot",
+            line_color="green",
+            annotation_text=f"{meta['continuer_name']} alone",
+        )
+        fig.add_hline(
+            y=meta["donor_accuracy"],
+            line_dash="dot",
+            line_color="red",
+            annotation_text=f"{meta['donor_name']} alone",
+            annotation_position="bottom right",
+        )
+        which = "the donor gets wrong" if self.config.only_donor_wrong else "drawn"
+        fig.update_layout(
+            template=TEMPLATE,
+            title=(
+                f"Prefix swap: {meta['donor_name']} writes k answer tokens, "
+                f"{meta['continuer_name']} goes on<br><sup>{meta['n_problems']} "
+                f"{self.config.dataset} problems {which}, {meta.get('model', '')}</sup>"
+            ),
+            xaxis_title="k (answer tokens written by the donor)",
+            yaxis_title="accuracy of the finished answer",
+            yaxis_range=[0, 1],
+            legend_title="continuer's cache for prompt + prefix:",
+            legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0),
+        )
+        return fig
+
+    def closeness_figure(self) -> go.Figure:
+        """Gold-answer log-probability after each arm's prefix, and the donor's agreement by k."""
+        rows = self.tables.get("closeness", [])
+        if not rows:
+            raise ValueError("this result has no closeness rows (run with closeness=True)")
+        labels = [str(k) for k in self.config.ks]
+        fig = make_subplots(
+            rows=1,
+            cols=2,
+            subplot_titles=(
+                "gold answer right after the prefix",
+                "donor tokens on the continuer's own path",
+            ),
+        )
+        for arm, colour in (("donor", "#d62728"), ("continuer", "#1f77b4")):
+            means, errors = [], []
+            for k in self.config.ks:
+                values = np.array(
+                    [r["gold_logprob"] for r in rows if r["arm"] == arm and r["k"] == k]
+                )
+                means.append(float(values.mean()))
+                errors.append(float(1.96 * values.std(ddof=1) / np.sqrt(len(values))))
+            fig.add_trace(
+                go.Scatter(
+                    x=labels,
+                    y=means,
+                    error_y=dict(type="data", array=errors),
+                    mode="lines+markers",
+                    name=f"{self.meta[f'{arm}_name']}'s prefix",
+                    marker_color=colour,
+                ),
+                row=1,
+                col=1,
+            )
+        shares = [
+            float(np.mean([r["agreement"] for r in rows if r["arm"] == "donor" and r["k"] == k]))
+            for k in self.config.ks
+            if k > 0
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=[str(k) for k in self.config.ks if k > 0],
+                y=shares,
+                mode="lines+markers",
+                name="share of donor tokens on the continuer's path",
+                marker_color="#7f7f7f",
+            ),
+            row=1,
+            col=2,
+        )
+        fig.update_xaxes(title_text="k", row=1, col=1)
+        fig.update_xaxes(title_text="k", row=1, col=2)
+        fig.update_yaxes(title_text="log p(gold | prefix + cue), nats (mean, 95% CI)", row=1, col=1)
+        fig.update_yaxes(title_text="share of the first k tokens", range=[0, 1], row=1, col=2)
+        fig.update_layout(
+            template=TEMPLATE,
+            title=(
+                f"How close each arm's prefix stays to a correct solution<br><sup>"
+                f"{self.meta['n_problems']} problems; judge: the unedited model; cue "
+                f"“{self.config.answer_cue.strip()}”</sup>"
+            ),
+            legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0),
+        )
+        return fig
+
+
+_VARIANT_LABELS = {
+    "donor_cache": "donor's KV cache (prefix encoded with the donor's edits)",
+    "recompute": "recomputed by the continuer",
+}
+
+
+def as_arm(model, arm: Arm | Sequence[Edit] | None, name: str) -> Arm:
+    """An Arm from an Arm, a list of edits on `model`, or None (the plain model)."""
+    if isinstance(arm, Arm):
+        return arm
+    return Arm(name, model, tuple(arm or ()))
+
+
+def _describe(arm: Arm) -> str:
+    return json.dumps(arm.describe())
+
+
+# --------------------------------------------------------------------------------------------------
+# Running
+
+
+def run(
+    model,
+    *,
+    donor: Arm | Sequence[Edit] | None,
+    continuer: Arm | Sequence[Edit] | None = None,
+    ks: Sequence[int] = DEFAULT_KS,
+    variants: Sequence[str] = VARIANTS,
+    only_donor_wrong: bool = True,
+    n_problems: int = 150,
+    pool_size: int = 500,
+    problems: Sequence[MathProblem] | None = None,
+    dataset: str = "gsm8k",
+    split: str = "test",
+    seed: int = 0,
+    prompt_style: str = "chat",
+    max_new_tokens: int = 512,
+    batch_size: int = 16,
+    closeness: bool = True,
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+    reuse: Sequence[math_eval.MathEvalResult] = (),
+) -> PrefixSwapResult:
+    """Swap the donor's first k answer tokens into the continuer, for every k; grade the answers.
+
+    The donor answers `pool_size` problems (drawn with `seed`, or `problems`); the swap runs on the
+    first `n_problems` of them (only those it gets wrong, if `only_donor_wrong`). The answer is
+    capped at `max_new_tokens` in total (prefix + continuation). With `out`, every stage is saved
+    as it finishes and a rerun resumes. `reuse`: earlier `math_eval` results; each arm takes the
+    rows of those decoded exactly as it would decode (same model, edits and settings).
+    """
+    donor_arm = as_arm(model, donor, "donor")
+    continuer_arm = as_arm(model, continuer, "continuer")
+    ks = tuple(sorted(set(int(k) for k in ks)))
+    variants = tuple(variants)
+    _check_arguments(donor_arm, continuer_arm, ks, variants, max_new_tokens, n_problems)
+    if problems is None:
+        pool = math_eval.load_problems(dataset, split)
+        pool = subset(pool, min(pool_size, len(pool)), seed)
+    else:
+        pool, dataset, split = list(problems), "custom", ""
+    config = PrefixSwapConfig(
+        dataset=dataset,
+        split=split,
+        pool_size=len(pool),
+        n_problems=n_problems,
+        seed=seed,
+        prompt_style=prompt_style,
+        ks=ks,
+        variants=variants,
+        only_donor_wrong=only_donor_wrong,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        donor=_describe(donor_arm),
+        continuer=_describe(continuer_arm),
+        closeness=closeness,
+    )
+    out = Path(out) if out is not None else None
+    if out is not None and (out / "swap" / "meta.json").exists():
+        saved = PrefixSwapResult.load(out / "swap")
+        if saved.config == config:
+            return saved
+        raise ValueError(
+            f"{out / 'swap'} holds a prefix swap made with a different config; choose another "
+            f"`out` or delete it to recompute"
+        )
+    common = dict(
+        prompt_style=prompt_style,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    donor_eval = math_eval.run(
+        donor_arm,
+        problems=pool,
+        out=out / "donor" if out else None,
+        reuse=_reusable(reuse, donor_arm, max_new_tokens, prompt_style),
+        **common,
+    )
+    chosen = [r for r in donor_eval.rows if not (only_donor_wrong and r["correct"])][:n_problems]
+    if not chosen:
+        raise ValueError(
+            f"the donor gets all {len(pool)} problems right, so there is nothing to swap on; use "
+            f"a larger pool_size or only_donor_wrong=False"
+        )
+    by_id = {p.id: p for p in pool}
+    selected = [by_id[r["id"]] for r in chosen]
+    continuer_eval = math_eval.run(
+        continuer_arm,
+        problems=selected,
+        out=out / "continuer" if out else None,
+        reuse=_reusable(reuse, continuer_arm, max_new_tokens, prompt_style),
+        **common,
+    )
+    swap = SwapState(config, donor_arm, continuer_arm, chosen, continuer_eval.rows, selected)
+    progress_file = math_eval.ProgressFile(out / "swap", config) if out else None
+    done = progress_file.rows(key=("id", "k", "variant")) if progress_file else {}
+    batches = range(0, len(chosen), batch_size)
+    for start in tqdm(batches, desc="prefix swap", disable=not progress):
+        rows = swap.continue_batch(range(start, min(start + batch_size, len(chosen))), done)
+        for row in rows:
+            done[(row["id"], row["k"], row["variant"])] = row
+        if progress_file and rows:
+            progress_file.append(rows)
+    continuations = [
+        done[(r["id"], k, variant)] for variant in variants for k in ks for r in chosen
+    ]
+    tables = {
+        "continuations": continuations,
+        "accuracy": accuracy_table(continuations, ks, variants),
+    }
+    if closeness:
+        tables["closeness"] = swap.closeness_rows()
+    meta = {
+        "model": model_name(model),
+        "donor_name": donor_arm.name,
+        "continuer_name": continuer_arm.name,
+        "n_problems": len(chosen),
+        "pool_size": len(pool),
+        "donor_pool_accuracy": donor_eval.accuracy,
+        "donor_accuracy": sum(bool(r["correct"]) for r in chosen) / len(chosen),
+        "continuer_accuracy": continuer_eval.accuracy,
+        "donor_mean_tokens": float(np.mean([r["n_tokens"] for r in chosen])),
+    }
+    if len(chosen) < n_problems:
+        meta["note"] = f"asked for {n_problems} problems but the pool gave {len(chosen)}" + (
+            " the donor gets wrong" if only_donor_wrong else ""
+        )
+    result = PrefixSwapResult(config=config, tables=tables, meta=meta)
+    if out is not None:
+        result.save(out / "swap")
+        progress_file.remove()
+    return result
+
+
+def _reusable(results, arm: Arm, max_new_tokens: int, prompt_style: str):
+    """The results that `math_eval.run` for this arm can take rows from."""
+    probe = math_eval.MathEvalConfig(
+        max_new_tokens=max_new_tokens,
+        prompt_style=prompt_style,
+        edits=json.dumps([describe_edit(e) for e in arm.edits]),
+        stop_strings=math_eval.default_stop_strings(prompt_style, arm.model.tokenizer),
+    )
+    name = model_name(arm.model)
+    return [r for r in results if not math_eval.decoding_mismatch(r, probe, name)]
+
+
+def _check_arguments(donor, continuer, ks, variants, max_new_tokens, n_problems) -> None:
+    if not ks or ks[0] < 0:
+        raise ValueError(f"ks must be non-negative integers, got {ks}")
+    if ks[-1] >= max_new_tokens:
+        raise ValueError(
+            f"the largest k ({ks[-1]}) must be below max_new_tokens ({max_new_tokens}), which "
+            f"caps prefix + continuation"
+        )
+    unknown = set(variants) - set(VARIANTS)
+    if unknown or not variants:
+        raise ValueError(f"variants must be taken from {VARIANTS}, got {variants}")
+    if n_problems < 1:
+        raise ValueError("n_problems must be at least 1")
+    if len(donor.model.tokenizer) != len(continuer.model.tokenizer):
+        raise ValueError(
+            "donor and continuer use different tokenizers; a prefix swap passes token ids between "
+            "them, so both must share one vocabulary"
+        )
+
+
+def accuracy_table(
+    rows: Sequence[dict[str, Any]], ks: Sequence[int], variants: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Accuracy with a 95% Wilson interval for each (variant, k)."""
+    table = []
+    for variant in variants:
+        for k in ks:
+            cell = [r for r in rows if r["k"] == k and r["variant"] == variant]
+            correct = sum(bool(r["correct"]) for r in cell)
+            low, high = wilson_interval(correct, len(cell))
+            table.append(
+                {
+                    "variant": variant,
+                    "k": k,
+                    "n": len(cell),
+                    "correct": correct,
+                    "accuracy": correct / len(cell),
+                    "low": low,
+                    "high": high,
+                    "mean_tokens": float(np.mean([r["n_tokens"] for r in cell])),
+                    "cap_rate": float(np.mean([bool(r["hit_cap"]) for r in cell])),
+                }
+            )
+    return table
+
+
+def _answer_end(row: dict[str, Any]) -> int | None:
+    """Tokens of the donor's answer before it ended (eos/stop string), or None if it was cut off."""
+    if row["finish_reason"] == "length":
+        return None
+    return len(row["output_tokens"])
+
+
+class SwapState:
+    """The selected problems with their donor and continuer answers; builds swap rows batch by batch."""
+
+    def __init__(self, config, donor, continuer, donor_rows, continuer_rows, problems):
+        self.config = config
+        self.donor = donor
+        self.continuer = continuer
+        self.donor_rows = donor_rows
+        self.continuer_rows = continuer_rows
+        self.problems = problems
+        self.tokenizer = continuer.model.tokenizer
+
+    def continue_batch(self, indices: range, done: dict) -> list[dict[str, Any]]:
+        """Every missing (k, variant) row of these problems: graded swapped answers."""
+        config = self.config
+        out: list[dict[str, Any]] = []
+        jobs: dict[int, list[tuple[int, str]]] = {}  # k -> (problem index, variant)
+        for i in indices:
+            row = self.donor_rows[i]
+            end = _answer_end(row)
+            for k in config.ks:
+                for variant in config.variants:
+                    if (row["id"], k, variant) in done:
+                        continue
+                    if end is not None and k >= end:
+                        out.append(self._finished_by_donor(i, k, variant))
+                    elif k == 0 and variant == "recompute":
+                        out.append(self._continuer_alone(i))
+                    else:
+                        jobs.setdefault(k, []).append((i, variant))
+        if not jobs:
+            return out
+        caches = self._caches(indices, jobs)
+        for k in sorted(jobs):
+            out.extend(self._continue(k, jobs[k], caches))
+        return out
+
+    def _sequence(self, i: int, k: int) -> list[int]:
+        row = self.donor_rows[i]
+        return list(row["prompt_tokens"]) + list(row["output_tokens"][:k])
+
+    def _caches(self, indices, jobs) -> dict[tuple[int, str], RowCache]:
+        """One prefill per problem and arm over prompt + the longest prefix it needs."""
+        longest: dict[tuple[int, str], int] = {}
+        for k, items in jobs.items():
+            for i, variant in items:
+                longest[(i, variant)] = max(longest.get((i, variant), 0), k)
+        caches = {}
+        for variant, arm in (("donor_cache", self.donor), ("recompute", self.continuer)):
+            wanted = sorted(i for (i, v) in longest if v == variant)
+            if not wanted:
+                continue
+            sequences = [self._sequence(i, longest[(i, variant)]) for i in wanted]
+            lengths = [len(self.donor_rows[i]["prompt_tokens"]) for i in wanted]
+            rows = prefill_caches(
+                arm.model,
+                sequences,
+                prompt_lengths=lengths,
+                edit_list=arm.edits,
+                batch_size=self.config.batch_size,
+            )
+            caches.update({(i, variant): row for i, row in zip(wanted, rows, strict=True)})
+        return caches
+
+    def _continue(self, k: int, items, caches) -> list[dict[str, Any]]:
+        sequences = [self._sequence(i, k) for i, _ in items]
+        decoded = generate(
+            self.continuer.model,
+            sequences,
+            edit_list=self.continuer.edits,
+            prompt_lengths=[len(self.donor_rows[i]["prompt_tokens"]) for i, _ in items],
+            caches=[
+                caches[(i, variant)].crop(len(seq) - 1)
+                for (i, variant), seq in zip(items, sequences, strict=True)
+            ],
+            max_new_tokens=self.config.max_new_tokens - k,
+            batch_size=self.config.batch_size,
+        )
+        rows = []
+        for j, (i, variant) in enumerate(items):
+            prefix = self.donor_rows[i]["output_tokens"][:k]
+            answer = list(prefix) + decoded.tokens[j]
+            rows.append(self._row(i, k, variant, answer, decoded.finish_reasons[j], continued=True))
+        return rows
+
+    def _finished_by_donor(self, i: int, k: int, variant: str) -> dict[str, Any]:
+        """The donor's answer ended within k tokens: the swapped answer is the donor's own."""
+        row = self.donor_rows[i]
+        return self._row(i, k, variant, row["output_tokens"], row["finish_reason"], continued=False)
+
+    def _continuer_alone(self, i: int) -> dict[str, Any]:
+        """k = 0, recomputed: by definition the continuer's own answer (its math_eval run)."""
+        row = self.continuer_rows[i]
+        return self._row(i, 0, "recompute", row["output_tokens"], row["finish_reason"], True)
+
+    def _row(self, i, k, variant, answer_tokens, finish, continued) -> dict[str, Any]:
+        problem = self.problems[i]
+        text = math_eval.answer_text(self.tokenizer, answer_tokens, finish)
+        verdict = grade(text, problem.answer)
+        return {
+            "id": problem.id,
+            "k": k,
+            "variant": variant,
+            "continued": continued,
+            "output": text,
+            "extracted": verdict.extracted,
+            "correct": verdict.correct,
+            "n_tokens": len(answer_tokens),
+            "hit_cap": finish == "length",
+            "finish_reason": finish,
+            "output_tokens": list(answer_tokens),
+        }
+
+    # ----------------------------------------------------------------------------------------------
+    # Trajectory closeness
+
+    def closeness_rows(self) -> list[dict[str, Any]]:
+        """Per problem, k and arm: the gold answer's log-prob after the prefix, and the agreement."""
+        judge = self.continuer.model
+        cue = self.tokenizer.encode(self.config.answer_cue, add_special_tokens=False)
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(self.problems), self.config.batch_size):
+            indices = range(start, min(start + self.config.batch_size, len(self.problems)))
+            items, contexts, keep, targets = [], [], [], []
+            for i in indices:
+                prompt = list(self.donor_rows[i]["prompt_tokens"])
+                gold = self.tokenizer.encode(
+                    self.problems[i].answer + "}$", add_special_tokens=False
+                )
+                for arm, source in (("donor", self.donor_rows), ("continuer", self.continuer_rows)):
+                    answer = _before_end(source[i])
+                    for k in self.config.ks:
+                        used = min(k, len(answer))
+                        items.append((i, arm, k, used))
+                        contexts.append(prompt + answer[: max(self.config.ks)])
+                        keep.append(len(prompt) + used)
+                        targets.append(gold)
+            scores = gold_answer_logprobs(
+                judge, contexts, keep, cue, targets, batch_size=self.config.batch_size
+            )
+            for (i, arm, k, used), score, target in zip(items, scores, targets, strict=True):
+                own = self.continuer_rows[i]["output_tokens"]
+                donor_tokens = self.donor_rows[i]["output_tokens"]
+                same = _common_prefix(donor_tokens, own)
+                rows.append(
+                    {
+                        "id": self.problems[i].id,
+                        "k": k,
+                        "arm": arm,
+                        "prefix_tokens": used,
+                        "gold_logprob": score,
+                        "gold_logprob_per_token": score / len(target),
+                        "agreement": 1.0 if arm == "continuer" or k == 0 else min(same, k) / k,
+                        "common_prefix": same,
+                    }
+                )
+        return rows
+
+
+def _before_end(row: dict[str, Any]) -> list[int]:
+    """An answer's tokens without the end-of-sequence token it may finish with."""
+    tokens = list(row["output_tokens"])
+    if row["finish_reason"] == "eos" and tokens:
+        tokens = tokens[:-1]
+    return tokens
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def gold_answer_logprobs(
+    model,
+    contexts: Sequence[Sequence[int]],
+    keep: Sequence[int],
+    cue: Sequence[int],
+    targets: Sequence[Sequence[int]],
+    batch_size: int = 16,
+) -> list[float]:
+    """log p(target | context[:keep] + cue) under `model` (no edits), summed over target tokens.
+
+    Rows that share a context (a prompt with one answer, cut at several k) share one prefill over
+    the whole context, cropped per row; each row then needs one short forward over cue + target.
+    """
+    if not cue:
+        raise GenerationError("the answer cue must be at least one token")
+    distinct = list(dict.fromkeys(tuple(c) for c in contexts))
+    prefilled = prefill_caches(model, [list(c) for c in distinct], batch_size=batch_size)
+    cache_of = dict(zip(distinct, prefilled, strict=True))
+    device = next(model.parameters()).device
+    pad = pad_token_id(model)
+    scores: list[float] = []
+    for start in range(0, len(contexts), batch_size):
+        stop = start + batch_size
+        rows = [
+            cache_of[tuple(c)].crop(n)
+            for c, n in zip(contexts[start:stop], keep[start:stop], strict=True)
+        ]
+        news = [list(cue) + list(t) for t in targets[start:stop]]
+        width = max(len(n) for n in news)
+        new_tokens = torch.full((len(news), width), pad, dtype=torch.long, device=device)
+        new_mask = torch.zeros((len(news), width), dtype=torch.long, device=device)
+        for r, n in enumerate(news):
+            new_tokens[r, : len(n)] = torch.tensor(n)
+            new_mask[r, : len(n)] = 1
+        # left padding before each cached row, right padding after each short continuation
+        _, cache_mask = left_pad([[1] * row.length for row in rows], 0, device)
+        with torch.no_grad():
+            logits, _ = model(
+                new_tokens,
+                return_type="logits_and_cache",
+                attention_mask=torch.cat([cache_mask, new_mask], dim=1),
+                past_key_values=stack_row_caches(model, rows),
+                use_cache=True,
+            )
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        for r, target in enumerate(targets[start:stop]):
+            # logits at position j predict token j + 1: the target starts after the cue
+            positions = torch.arange(len(cue) - 1, len(cue) - 1 + len(target), device=device)
+            ids = torch.tensor(list(target), device=device)
+            scores.append(float(logprobs[r, positions, ids].sum()))
+    return scores

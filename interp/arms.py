@@ -1,0 +1,76 @@
+"""An arm of an experiment: a model plus the edits applied while it runs (none for the plain model).
+
+Analyses that compare conditions (prefix swap, SEAL steering, KL-budget decoding) take arms, so
+"the model with a RED" and "the plain model" are values that can be passed around, named and saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from interp.interventions import Edit
+from interp.models import model_name
+
+
+@dataclass(frozen=True, eq=False)
+class Arm:
+    """A named condition: `model` run with `edits` hooked in (an empty tuple is the plain model).
+
+    Arms compare by identity (models and edit modules have no useful equality); compare
+    `describe()` outputs to ask whether two arms are the same condition.
+    """
+
+    name: str
+    model: Any = field(repr=False)
+    edits: tuple[Edit, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError(
+                "an Arm needs a non-empty name (used in tables, figures and file names)"
+            )
+        if not isinstance(self.edits, tuple):
+            object.__setattr__(self, "edits", tuple(self.edits))
+        for edit in self.edits:
+            if not isinstance(edit, Edit):
+                raise TypeError(
+                    f"Arm {self.name!r}: edits must be interp.interventions.Edit, got {type(edit).__name__}"
+                )
+
+    @classmethod
+    def plain(cls, model, name: str = "plain") -> Arm:
+        """The model with no edits."""
+        return cls(name, model)
+
+    @classmethod
+    def edited(cls, model, edit_list: Iterable[Edit], name: str = "edited") -> Arm:
+        """The model with `edit_list` applied everywhere its position rules say."""
+        return cls(name, model, tuple(edit_list))
+
+    @property
+    def is_plain(self) -> bool:
+        return not self.edits
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready summary for saving with a result: name, model, and each edit's hook, kind and positions."""
+        return {
+            "name": self.name,
+            "model": model_name(self.model),
+            "edits": [describe_edit(edit) for edit in self.edits],
+        }
+
+
+def describe_edit(edit: Edit) -> dict[str, Any]:
+    """Hook, function config, position rule and the norms of the function's tensors."""
+    norms = {
+        name: round(float(value.float().norm()), 6)
+        for name, value in edit.function.state_dict().items()
+    }
+    return {
+        "hook": edit.hook,
+        "function": edit.function.config(),
+        "positions": edit.positions.to_dict(),
+        "tensor_norms": norms,
+    }
