@@ -1,0 +1,189 @@
+"""`python -m interp faithfulness` (probes for two arms, their difference, token traces) and
+`python -m interp faithfulness-triples` (write the seeded GSM8K triples as JSONL)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from interp.analyses.cli_commands import _ints, cached_or_run, random_red_edits
+from interp.cli import add_model_arguments, command, load_from_args
+
+
+def _write_png(figure, path: Path) -> None:
+    figure.write_html(path.with_suffix(".html"), include_plotlyjs="cdn")
+    try:
+        figure.write_image(path, width=1000, height=600, scale=2)
+    except Exception as error:  # static export needs kaleido + a browser; the HTML always exists
+        print(f"(no PNG for {path.name}: {error})")
+
+
+def _faithfulness_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--out", default="runs/faithfulness", help="output folder")
+    parser.add_argument("--n-triples", type=int, default=1000, help="triples per arm")
+    parser.add_argument(
+        "--triples", default=None, help="a JSONL of triples (default: built from GSM8K train)"
+    )
+    parser.add_argument("--split", default="train", help="GSM8K split for the built triples")
+    parser.add_argument(
+        "--facts-per-question", type=int, default=1, help="triples per question (different numbers)"
+    )
+    parser.add_argument(
+        "--max-prompt-tokens", type=int, default=None, help="use only questions this short"
+    )
+    parser.add_argument("--layers", type=_ints, default=None, help="layers to probe, e.g. 0,6,12")
+    parser.add_argument(
+        "--heads", action="store_true", help="also a probe per attention head (hook_z)"
+    )
+    parser.add_argument(
+        "--edit", default=None, help="edit checkpoint of the edited arm (default: random RED)"
+    )
+    parser.add_argument(
+        "--red-bias-norm", type=float, default=0.54, help="norm of the random RED's biases"
+    )
+    parser.add_argument("--no-edited-arm", action="store_true", help="probe the base model only")
+    parser.add_argument("--padding-side", choices=("left", "right"), default="left")
+    parser.add_argument("--test-fraction", type=float, default=0.25)
+    parser.add_argument(
+        "--trace-answers", type=int, default=4, help="answers traced token by token (0: none)"
+    )
+    parser.add_argument("--trace-tokens", type=int, default=48, help="new tokens per traced answer")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=8, help="questions per forward")
+    parser.add_argument("--no-resume", action="store_true", help="recompute even if results exist")
+
+
+@command(
+    "faithfulness",
+    "number-faithfulness probes per layer (and head) for the base model and an edited arm",
+    _faithfulness_arguments,
+)
+def faithfulness_command(args: argparse.Namespace) -> None:
+    from interp.analyses import faithfulness
+    from interp.arms import Arm
+    from interp.interventions import load_edits, read_checkpoint_config
+
+    if args.edit:
+        read_checkpoint_config(args.edit)  # a wrong path fails before the model loads
+    model = load_from_args(args)
+    out = Path(args.out)
+    resume = not args.no_resume
+    common = dict(
+        n_triples=args.n_triples,
+        facts_per_question=args.facts_per_question,
+        max_prompt_tokens=args.max_prompt_tokens,
+        seed=args.seed,
+        split=args.split,
+        triples_path=args.triples,
+        layers=args.layers,
+        heads=args.heads,
+        padding_side=args.padding_side,
+        test_fraction=args.test_fraction,
+        batch_size=args.batch_size,
+    )
+    arms = [Arm.plain(model, "base")]
+    if not args.no_edited_arm:
+        if args.edit:
+            edit_list, description = load_edits(args.edit, model), f"checkpoint {args.edit}"
+        else:
+            edit_list = random_red_edits(model, args.red_bias_norm, seed=args.seed)
+            description = f"random RED on every hook_mlp_out, bias norm {args.red_bias_norm}"
+        arms.append(Arm.edited(model, edit_list, "edited"))
+    results = {}
+    for arm in arms:
+        config = faithfulness.FaithfulnessConfig(
+            **common,
+            arm=arm.name,
+            edit_description="none" if arm.is_plain else description,
+        )
+        reference = results.get("base")
+        results[arm.name] = cached_or_run(
+            out / arm.name,
+            faithfulness.FaithfulnessResult,
+            config,
+            lambda arm=arm, config=config, reference=reference: faithfulness.run(
+                arm, reference=reference, **_without(config.__dict__, "arm")
+            ),
+            resume,
+        )
+        _write_png(results[arm.name].figure(), out / f"layers_{arm.name}.png")
+        _print_arm(results[arm.name])
+    if "edited" in results:
+        comparison = faithfulness.compare(results["base"], results["edited"])
+        comparison.save(out / "comparison")
+        _write_png(comparison.figure(), out / "difference.png")
+        meta = comparison.meta
+        print(
+            f"likelihood score: base {meta['base_likelihood_accuracy']:.3f}, edited "
+            f"{meta['edited_likelihood_accuracy']:.3f}; mean log-likelihood margin (correct - "
+            f"incorrect): base {meta['base_likelihood_margin']:.3f}, edited "
+            f"{meta['edited_likelihood_margin']:.3f}"
+        )
+    if args.trace_answers > 0:
+        for arm in arms:
+            trace_config = faithfulness.TokenTraceConfig(
+                layer=results["base"].best_layer(),
+                n_answers=args.trace_answers,
+                max_new_tokens=args.trace_tokens,
+                arm=arm.name,
+            )
+            trace = cached_or_run(
+                out / f"trace_{arm.name}",
+                faithfulness.TokenTrace,
+                trace_config,
+                lambda arm=arm, c=trace_config: faithfulness.trace_tokens(
+                    arm,
+                    results["base"],
+                    layer=c.layer,
+                    n_answers=c.n_answers,
+                    max_new_tokens=c.max_new_tokens,
+                    stop_strings=c.stop_strings,
+                    include_restatements=c.include_restatements,
+                ),
+                resume,
+            )
+            _write_png(trace.figure(), out / f"trace_{arm.name}.png")
+    print(f"wrote {out}")
+
+
+def _without(mapping: dict, *keys: str) -> dict:
+    return {k: v for k, v in mapping.items() if k not in keys}
+
+
+def _print_arm(result) -> None:
+    print(
+        f"\narm {result.config.arm} ({result.meta['n_triples']} triples, {result.meta['n_test']} held-out texts)"
+    )
+    print("layer  accuracy   AUC    pair acc")
+    for row in result.tables["per_layer"]:
+        print(
+            f"{row['layer']:5d}  {row['accuracy']:.3f}    {row['auc']:.3f}   {row['pair_accuracy']:.3f}"
+        )
+    print(
+        f"likelihood score (correct restatement more likely): {result.likelihood_accuracy():.3f} "
+        f"(held-out triples {result.likelihood_accuracy(True):.3f})"
+    )
+
+
+def _triples_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="JSONL file to write")
+    parser.add_argument("--n", type=int, default=1000, help="number of triples")
+    parser.add_argument("--split", default="train", help="GSM8K split")
+    parser.add_argument("--facts-per-question", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+@command(
+    "faithfulness-triples",
+    "write seeded number-faithfulness triples built from GSM8K questions as JSONL",
+    _triples_arguments,
+)
+def faithfulness_triples_command(args: argparse.Namespace) -> None:
+    from interp.data.faithfulness import gsm8k_triples, save_triples
+
+    triples = gsm8k_triples(
+        args.n, seed=args.seed, split=args.split, facts_per_question=args.facts_per_question
+    )
+    path = save_triples(args.out, triples)
+    print(f"wrote {len(triples)} triples to {path}")
