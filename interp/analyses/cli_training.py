@@ -1,0 +1,317 @@
+"""Subcommands `python -m interp train` and `python -m interp reft-compare`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from interp.analyses.cli_commands import _ints
+from interp.cli import add_model_arguments, command, load_from_args
+
+EDIT_KINDS = ("red", "loreft", "direft", "lora")
+
+
+def _strings(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--out", default="runs/train", help="checkpoint + history folder")
+    parser.add_argument("--edit", choices=EDIT_KINDS, default="red")
+    parser.add_argument(
+        "--hook",
+        default=None,
+        help="hook inside each block (default: red mlp.hook_pre_linear, loreft/direft "
+        "hook_resid_post)",
+    )
+    parser.add_argument("--layers", type=_ints, default=None, help="e.g. 0,4,8 (default: all)")
+    parser.add_argument("--rank", type=int, default=4, help="LoReFT/DiReFT/LoRA rank")
+    parser.add_argument("--lora-modules", type=_strings, default=("q_proj", "v_proj"))
+    parser.add_argument("--data", default="gsm8k", help="'gsm8k' (train split) or a JSONL path")
+    parser.add_argument("--prompt-field", default="prompt", help="JSONL field of the prompt")
+    parser.add_argument("--answer-field", default="answer", help="JSONL field of the answer")
+    parser.add_argument("--n-train", type=int, default=256, help="GSM8K examples (seeded draw)")
+    parser.add_argument("--max-answer-tokens", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--prefix-tokens", type=int, default=None, help="loss on the first K answer tokens only"
+    )
+    parser.add_argument("--full-share", type=float, default=0.0, help="full answers kept")
+    parser.add_argument(
+        "--train-prefix",
+        type=int,
+        default=None,
+        help="edit only the prompt + first k answer tokens in training (default: all tokens)",
+    )
+    parser.add_argument(
+        "--bias-control", choices=("none", "loss_scale", "penalty", "lr"), default="none"
+    )
+    parser.add_argument("--bias-target", type=float, default=0.54)
+    parser.add_argument("--pid", type=float, nargs=3, default=(0.1, 1e-4, 0.01), metavar="K")
+    parser.add_argument("--pid-smoothing", type=float, default=5.0)
+    parser.add_argument("--pid-interval", type=int, default=4)
+    parser.add_argument("--pid-bounds", type=float, nargs=2, default=None, metavar="W")
+    parser.add_argument("--save-every", type=int, default=8, help="steps between resume states")
+
+
+@command(
+    "train", "train an edit (RED, LoReFT, DiReFT) or a LoRA on a frozen model", _train_arguments
+)
+def train_command(args: argparse.Namespace) -> None:
+    from interp.interventions import RED, DiReFT, Edit, LoReFT
+    from interp.interventions.lora import LoRA
+    from interp.positions import AllPositions, PromptAndFirstGenerated
+    from interp.training import checkpoints
+    from interp.training.data import gsm8k_pairs, load_pairs_jsonl
+    from interp.training.pid import BiasControl
+    from interp.training.trainer import TrainConfig, train
+
+    model = load_from_args(args)
+    out = Path(args.out)
+    if args.data == "gsm8k":
+        pairs = gsm8k_pairs(model.tokenizer, n=args.n_train, seed=args.seed)
+    else:
+        pairs = load_pairs_jsonl(args.data, args.prompt_field, args.answer_field)
+    control = None
+    if args.bias_control != "none":
+        bounds = args.pid_bounds or (None, None)
+        kp, ki, kd = args.pid
+        control = BiasControl(
+            form=args.bias_control,
+            target=args.bias_target,
+            kp=kp,
+            ki=ki,
+            kd=kd,
+            smoothing=args.pid_smoothing,
+            interval=args.pid_interval,
+            min_weight=bounds[0],
+            max_weight=bounds[1],
+        )
+    config = TrainConfig(
+        learning_rate=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_ratio=args.warmup_ratio,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        seed=args.seed,
+        prefix_tokens=args.prefix_tokens,
+        full_share=args.full_share,
+        max_answer_tokens=args.max_answer_tokens,
+        bias_control=control,
+        save_every=args.save_every,
+    )
+    n_layers = int(model.cfg.n_layers)
+    layers = list(args.layers) if args.layers else list(range(n_layers))
+    rule = (
+        AllPositions() if args.train_prefix is None else PromptAndFirstGenerated(args.train_prefix)
+    )
+    kwargs = {}
+    if args.edit == "lora":
+        kwargs["lora"] = LoRA.for_model(
+            model, modules=args.lora_modules, layers=layers, rank=args.rank, seed=args.seed
+        )
+    else:
+        hook = args.hook or ("mlp.hook_pre_linear" if args.edit == "red" else "hook_resid_post")
+        width = model.cfg.d_mlp if hook.startswith("mlp.") else model.cfg.d_model
+        make = {
+            "red": lambda: RED(width),
+            "loreft": lambda: LoReFT(width, args.rank),
+            "direft": lambda: DiReFT(width, args.rank),
+        }[args.edit]
+        kwargs["edit_list"] = [Edit(f"blocks.{layer}.{hook}", make(), rule) for layer in layers]
+    result = train(model, pairs, config=config, state_dir=out / "state", **kwargs)
+    checkpoints.save(out / "checkpoint", model, result=result, **kwargs)
+    result.save(out / "history")
+    last = result.history[-1]
+    norm = f", mean bias norm {last['bias_norm']:.3f}" if "bias_norm" in last else ""
+    print(
+        f"trained {args.edit} on {len(pairs)} pairs, {len(result.history)} steps in "
+        f"{result.meta['seconds']:.0f} s: final loss {last['loss']:.3f}{norm}\n"
+        f"checkpoint: {out / 'checkpoint'}  (python -m interp generate --edits {out / 'checkpoint'})"
+    )
+
+
+def _reft_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    from interp.analyses.reft_compare import EVAL_ARMS, TRAINED_ARMS, ReftCompareConfig
+
+    defaults = ReftCompareConfig()
+    add_model_arguments(parser)
+    parser.add_argument("--out", default="runs/reft_compare")
+    parser.add_argument("--n-train", type=int, default=defaults.n_train)
+    parser.add_argument("--max-answer-tokens", type=int, default=defaults.max_answer_tokens)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--grad-accum", type=int, default=defaults.grad_accum)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--red-hook", default=defaults.red_hook)
+    parser.add_argument("--red-lr", type=float, default=defaults.red_lr)
+    parser.add_argument("--prefix-tokens", type=int, default=defaults.prefix_tokens)
+    parser.add_argument("--full-share", type=float, default=defaults.full_share)
+    parser.add_argument("--decode-prefix", type=int, default=defaults.decode_prefix)
+    parser.add_argument("--bias-target", type=float, default=defaults.bias_target)
+    parser.add_argument("--kl-budget", type=float, default=defaults.kl_budget)
+    parser.add_argument("--lora-rank", type=int, default=defaults.lora_rank)
+    parser.add_argument("--lora-lr", type=float, default=defaults.lora_lr)
+    parser.add_argument("--loreft-rank", type=int, default=defaults.loreft_rank)
+    parser.add_argument("--loreft-lr", type=float, default=defaults.loreft_lr)
+    parser.add_argument("--n-eval", type=int, default=defaults.n_eval)
+    parser.add_argument("--eval-seed", type=int, default=defaults.eval_seed)
+    parser.add_argument("--train-seed", type=int, default=defaults.train_seed)
+    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    parser.add_argument("--eval-batch-size", type=int, default=defaults.eval_batch_size)
+    parser.add_argument(
+        "--arms",
+        type=_strings,
+        default=defaults.eval_arms,
+        help=f"arms to decode, comma separated (default: {','.join(EVAL_ARMS)})",
+    )
+    parser.add_argument(
+        "--trained-arms",
+        type=_strings,
+        default=defaults.trained_arms,
+        help=f"arms to train even if not decoded (default: {','.join(TRAINED_ARMS)})",
+    )
+    parser.add_argument(
+        "--probe-dir",
+        default=None,
+        help="number-probe output of this model (probe/, sweep/): project each trained RED",
+    )
+
+
+@command(
+    "reft-compare",
+    "train RED / prefix RED / PID / LoRA / LoReFT and compare GSM8K accuracy and tokens",
+    _reft_compare_arguments,
+)
+def reft_compare_command(args: argparse.Namespace) -> None:
+    from interp.analyses import reft_compare
+
+    model = load_from_args(args)
+    probe_dir = args.probe_dir
+    if probe_dir is None and (Path("runs/number_probe") / "sweep" / "meta.json").exists():
+        probe_dir = "runs/number_probe"
+    if probe_dir is not None:
+        from interp.analyses.number_probe import NumberProbeResult
+        from interp.models import model_name
+
+        probe_model = NumberProbeResult.load(Path(probe_dir) / "probe").meta.get("model")
+        if probe_model != model_name(model):
+            print(f"(skipping projections: {probe_dir} holds probes of {probe_model})")
+            probe_dir = None
+    result = reft_compare.run(
+        model,
+        out=args.out,
+        probe_dir=probe_dir,
+        n_train=args.n_train,
+        train_seed=args.train_seed,
+        max_answer_tokens=args.max_answer_tokens,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        red_hook=args.red_hook,
+        red_lr=args.red_lr,
+        prefix_tokens=args.prefix_tokens,
+        full_share=args.full_share,
+        decode_prefix=args.decode_prefix,
+        bias_target=args.bias_target,
+        kl_budget=args.kl_budget,
+        lora_rank=args.lora_rank,
+        lora_lr=args.lora_lr,
+        loreft_rank=args.loreft_rank,
+        loreft_lr=args.loreft_lr,
+        n_eval=args.n_eval,
+        eval_seed=args.eval_seed,
+        max_new_tokens=args.max_new_tokens,
+        eval_batch_size=args.eval_batch_size,
+        eval_arms=args.arms,
+        trained_arms=args.trained_arms,
+    )
+    print(result.markdown())
+    try:
+        figure = reft_compare.bias_trajectories_figure(args.out)
+    except FileNotFoundError:
+        return
+    figure.write_html(Path(args.out) / "bias_control.html", include_plotlyjs="cdn")
+    try:
+        figure.write_image(Path(args.out) / "bias_control.png", width=1000, height=600, scale=2)
+    except Exception as error:  # static export needs kaleido
+        print(f"(no PNG: {error})")
+
+
+def _pid_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="adder4", help="adder4 (toy task) or a chat model")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--out", default="runs/pid_compare")
+    parser.add_argument("--forms", type=_strings, default=("none", "loss_scale", "penalty", "lr"))
+    parser.add_argument("--target", type=float, default=None, help="default: 0.5 adder, 0.54 else")
+    parser.add_argument("--hook", default="hook_mlp_out")
+    parser.add_argument("--n-train", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=None, help="default: 2e-2 adder, 2e-3 else")
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--prefix-tokens", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+@command(
+    "pid-compare",
+    "train one RED per bias-control form (none, reference, penalty, lr) and compare the norms",
+    _pid_compare_arguments,
+)
+def pid_compare_command(args: argparse.Namespace) -> None:
+    from interp.training.data import gsm8k_pairs
+    from interp.training.figures import bias_control_figure
+    from interp.training.forms import adder_suffix_pairs, compare_forms, summary_rows
+
+    model = load_from_args(args)
+    toy = args.model == "adder4"
+    target = args.target if args.target is not None else (0.5 if toy else 0.54)
+    if toy:
+        pairs, held_out = adder_suffix_pairs(args.n_train, args.seed), adder_suffix_pairs(64, 1)
+    else:
+        drawn = gsm8k_pairs(model.tokenizer, n=args.n_train + 16, seed=args.seed)
+        pairs, held_out = drawn[: args.n_train], drawn[args.n_train :]
+    runs = compare_forms(
+        model,
+        pairs,
+        held_out=held_out,
+        forms=args.forms,
+        target=target,
+        hook=args.hook,
+        out=args.out,
+        progress=True,
+        learning_rate=args.lr if args.lr is not None else (2e-2 if toy else 2e-3),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        prefix_tokens=args.prefix_tokens,
+        seed=args.seed,
+    )
+    print("form        final norm  mean |norm-target| (last 24)  final weight  held-out loss")
+    for row in summary_rows(runs, target):
+        weight = "-" if row["final_weight"] is None else f"{row['final_weight']:.3g}"
+        print(
+            f"{row['form']:<11} {row['final_bias_norm']:10.3f}  {row['mean_abs_error_tail']:28.3f}"
+            f"  {weight:>12}  {row['held_out_loss']:13.3f}"
+        )
+    labels = {
+        "none": "no control",
+        "loss_scale": "PID, reference form (weight scales the CE)",
+        "penalty": "PID, penalty form (weight of a hinge norm penalty)",
+        "lr": "PID, learning-rate form",
+    }
+    figure = bias_control_figure({labels[k]: v for k, v in runs.items()}, target=target)
+    figure.write_html(Path(args.out) / "bias_control.html", include_plotlyjs="cdn")
+    try:
+        figure.write_image(Path(args.out) / "bias_control.png", width=1000, height=600, scale=2)
+    except Exception as error:  # static export needs kaleido and a browser
+        print(f"(no PNG: {error})")

@@ -1,0 +1,426 @@
+"""Train edits (RED, LoReFT, DiReFT, ...) and/or a LoRA on a frozen model.
+
+    red = [Edit(f"blocks.{l}.mlp.hook_pre_linear", RED(model.cfg.d_mlp)) for l in range(n_layers)]
+    result = trainer.train(model, pairs, edit_list=red, config=TrainConfig(prefix_tokens=32))
+
+AdamW with linear warm-up and a cosine decay, gradient accumulation and clipping, a seeded data
+order; the loss is the cross-entropy of the answer tokens (all of them, or the first K with a share
+of full-answer examples kept). Each forward publishes a `TokenState` whose prompt lengths mark the
+answer as "generated", so position rules such as `PromptAndFirstGenerated(k)` touch in training
+exactly what they touch when decoding. Optional bias-norm control (`interp.training.pid`). Every
+optimizer step is logged (loss, learning rate, bias norms, controller weight); long runs save a
+resumable state every `save_every` steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from interp.generation import pad_token_id
+from interp.interventions import Edit, edits
+from interp.interventions.functions import RED
+from interp.interventions.lora import LoRA
+from interp.models import model_name
+from interp.positions import TokenState, token_state
+from interp.results import Result
+from interp.training.data import EncodedPair, Pair, encode_pairs
+from interp.training.masks import (
+    IGNORE,
+    Batch,
+    full_answer_examples,
+    loss_token_counts,
+    make_batch,
+)
+from interp.training.pid import BiasControl, PIDController, bias_norms
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Saved with every checkpoint and result (seed included)."""
+
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0  # decoupled decay would pull RED's scale towards 0, not 1
+    warmup_ratio: float = 0.1
+    epochs: int = 1
+    max_steps: int | None = None  # optimizer steps; None: epochs decide
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_grad_norm: float | None = 1.0
+    seed: int = 0
+    prefix_tokens: int | None = None  # None: loss on the whole answer; K: on its first K tokens
+    full_share: float = 0.0  # with prefix_tokens: share of examples keeping the full answer
+    max_answer_tokens: int | None = None
+    max_length: int | None = None
+    group_by_length: bool = True  # batch similar lengths together (less padding), order seeded
+    bias_control: BiasControl | None = None
+    save_every: int = 0  # optimizer steps between resumable states (0: never)
+
+    def __post_init__(self) -> None:
+        if self.learning_rate <= 0:
+            raise ValueError("learning_rate must be positive")
+        if self.batch_size < 1 or self.grad_accum < 1 or self.epochs < 1:
+            raise ValueError("batch_size, grad_accum and epochs must be at least 1")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError("warmup_ratio must be in [0, 1)")
+        if self.full_share and self.prefix_tokens is None:
+            raise ValueError("full_share only applies to prefix training: set prefix_tokens too")
+        if isinstance(self.bias_control, dict):  # rebuilt from JSON
+            object.__setattr__(self, "bias_control", BiasControl(**self.bias_control))
+
+
+@dataclass
+class TrainResult(Result):
+    """History of a training run: one row per optimizer step in `tables["history"]`."""
+
+    config_class = TrainConfig
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.tables["history"]
+
+    def figure(self):
+        from interp.training.figures import training_figure
+
+        return training_figure(self)
+
+
+@contextlib.contextmanager
+def frozen(model) -> Iterator[None]:
+    """Switch off gradients for every model weight inside the block; restore the flags after."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
+def attached(model, edit_list: Sequence[Edit] = (), lora: LoRA | None = None) -> Iterator[None]:
+    """Attach the edits and the LoRA (if any) for the block; both are always detached after."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(edits(model, edit_list))
+        if lora is not None:
+            stack.enter_context(lora.applied(model))
+        yield
+
+
+def trainable_parameters(
+    edit_list: Sequence[Edit] = (), lora: LoRA | None = None
+) -> list[torch.nn.Parameter]:
+    params = [p for e in edit_list for p in e.function.parameters()]
+    if lora is not None:
+        params += list(lora.parameters())
+    if not params:
+        raise ValueError(
+            "nothing to train: give edits with parameters (RED, LoReFT, DiReFT) or a LoRA"
+        )
+    return params
+
+
+def answer_loss(
+    model, batch: Batch, reduction: str = "mean"
+) -> Float[Tensor, ""] | Float[Tensor, " batch"]:
+    """Cross-entropy of the target tokens: mean per example, then over the batch ("mean")."""
+    state = TokenState.for_tokens(batch.tokens, batch.attention_mask, batch.prompt_lengths)
+    mask = batch.loss_mask
+    # The unembedding runs only at positions where some row has a loss (most prompt positions
+    # have none): a large share of the compute for big vocabularies.
+    keep = mask.any(0).nonzero()[:, 0]
+    with token_state(state):
+        try:
+            logits = model(batch.tokens, attention_mask=batch.attention_mask, logits_to_keep=keep)
+        except TypeError:  # a Hugging Face model without `logits_to_keep`: every position
+            logits = model(batch.tokens, attention_mask=batch.attention_mask)[:, keep]
+    mask, targets = mask[:, keep], batch.targets[:, keep]
+    picked = logits[mask].float()  # only the positions with a loss go through the softmax
+    token_loss = torch.nn.functional.cross_entropy(picked, targets[mask], reduction="none")
+    rows = mask.nonzero()[:, 0]
+    per_example = torch.zeros(batch.tokens.shape[0], device=token_loss.device).index_add(
+        0, rows, token_loss
+    ) / mask.sum(-1).clamp(min=1)
+    return per_example.mean() if reduction == "mean" else per_example
+
+
+def learning_rate_at(step: int, total: int, base: float, warmup_ratio: float) -> float:
+    """Linear warm-up over the first `warmup_ratio` of the steps, then cosine decay to zero."""
+    warmup = int(math.ceil(warmup_ratio * total))
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _batches(
+    encoded: list[EncodedPair], counts: list[int], config: TrainConfig, epoch: int
+) -> list[list[int]]:
+    """Example indices per micro-batch for one epoch: a seeded order, similar lengths grouped."""
+    order = list(range(len(encoded)))
+    rng = random.Random(config.seed * 1000 + epoch)
+    rng.shuffle(order)
+    size = config.batch_size
+    if config.group_by_length:
+        window = size * 16
+        grouped = []
+        for start in range(0, len(order), window):
+            chunk = order[start : start + window]
+            chunk.sort(key=lambda i: len(encoded[i].prompt_ids) + counts[i])
+            grouped.extend(chunk)
+        batches = [grouped[i : i + size] for i in range(0, len(grouped), size)]
+        rng.shuffle(batches)
+        return batches
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def _bias_functions(edit_list: Sequence[Edit]) -> list[RED]:
+    return [e.function for e in edit_list if isinstance(e.function, RED)]
+
+
+def train(
+    model,
+    pairs: Sequence[Pair] | Sequence[EncodedPair],
+    *,
+    edit_list: Sequence[Edit] = (),
+    lora: LoRA | None = None,
+    config: TrainConfig | None = None,
+    state_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    **overrides: Any,
+) -> TrainResult:
+    """Train the edits' (and LoRA's) parameters on `pairs`; the model's weights never change.
+
+    `state_dir` keeps a resumable state (every `config.save_every` steps); a run started again with
+    the same config continues from it.
+    """
+    config = TrainConfig(**{**(asdict(config) if config else {}), **overrides})
+    if not pairs:
+        raise ValueError("no training pairs given")
+    encoded = (
+        list(pairs)
+        if isinstance(pairs[0], EncodedPair)
+        else encode_pairs(
+            pairs,
+            model.tokenizer,
+            max_answer_tokens=config.max_answer_tokens,
+            max_length=config.max_length,
+        )
+    )
+    _check_context(model, encoded)
+    full = (
+        full_answer_examples(len(encoded), config.full_share, config.seed)
+        if config.prefix_tokens is not None
+        else [True] * len(encoded)
+    )
+    counts = loss_token_counts(encoded, config.prefix_tokens, full)
+    params = trainable_parameters(edit_list, lora)
+    reds = _bias_functions(edit_list)
+    controller = None
+    if config.bias_control is not None:
+        bias_norms(reds)  # clear error when there is no RED to control
+        controller = PIDController(config.bias_control)
+    torch.manual_seed(config.seed)
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    n_micro = math.ceil(len(encoded) / config.batch_size)
+    steps_per_epoch = math.ceil(n_micro / config.grad_accum)
+    total = config.max_steps or steps_per_epoch * config.epochs
+    history: list[dict[str, Any]] = []
+    start_step, seconds = 0, 0.0
+    state_path = Path(state_dir) / "train_state.pt" if state_dir else None
+    if state_path is not None and state_path.exists():
+        saved = torch.load(state_path, weights_only=False)
+        if saved["config"] != asdict(config):
+            raise ValueError(
+                f"{state_path} holds a run with another config; remove it or use another folder"
+            )
+        for p, value in zip(params, saved["params"], strict=True):
+            p.data.copy_(value)
+        optimizer.load_state_dict(saved["optimizer"])
+        if controller is not None:
+            controller.load_state_dict(saved["controller"])
+        history, start_step, seconds = saved["history"], saved["step"], saved["seconds"]
+    device = next(model.parameters()).device
+    pad = pad_token_id(model)
+    micro_batches = [
+        b for epoch in range(config.epochs) for b in _batches(encoded, counts, config, epoch)
+    ]
+    bar = tqdm(total=total, initial=start_step, desc="training", disable=not progress)
+    started = time.perf_counter() - seconds
+    with frozen(model), attached(model, edit_list, lora):
+        for step in range(start_step, total):
+            lr = learning_rate_at(step, total, config.learning_rate, config.warmup_ratio)
+            weight = controller.weight if controller is not None else 1.0
+            form = config.bias_control.form if controller is not None else None
+            if form == "lr":
+                lr *= weight
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.zero_grad(set_to_none=True)
+            losses = []
+            for micro in range(config.grad_accum):
+                index = (step * config.grad_accum + micro) % len(micro_batches)
+                chosen = micro_batches[index]
+                batch = make_batch([encoded[i] for i in chosen], [counts[i] for i in chosen], pad)
+                loss = answer_loss(model, batch.to(device))
+                losses.append(float(loss.detach()))
+                objective = loss * weight if form == "loss_scale" else loss
+                (objective / config.grad_accum).backward()
+            penalty = 0.0
+            if form == "penalty":
+                # a hinge: no pull while the mean norm is below the target, so no undershoot
+                norms = bias_norms(reds)
+                excess = norms.sum() - config.bias_control.target * len(norms)
+                term = weight * torch.relu(excess)
+                if term.requires_grad:
+                    term.backward()
+                penalty = float(term.detach())
+            grad_norm = _clip(params, config.max_grad_norm)
+            optimizer.step()
+            row = {
+                "step": step,
+                "loss": sum(losses) / len(losses),
+                "lr": lr,
+                "grad_norm": grad_norm,
+                "penalty": penalty,
+            }
+            if reds:
+                with torch.no_grad():
+                    norms = bias_norms(reds)
+                row["bias_norm"] = float(norms.mean())
+                row["bias_norm_max"] = float(norms.max())
+            if controller is not None:
+                info = controller.step(step, row["bias_norm"])
+                row["control_weight"] = info["weight"]
+                row["control_updated"] = bool(info["updated"])
+            history.append(row)
+            bar.update(1)
+            postfix = {"loss": f"{row['loss']:.3f}"}
+            if "bias_norm" in row:
+                postfix["bias"] = f"{row['bias_norm']:.3f}"
+            bar.set_postfix(postfix)
+            if state_path is not None and config.save_every and (step + 1) % config.save_every == 0:
+                _save_state(
+                    state_path,
+                    config,
+                    params,
+                    optimizer,
+                    controller,
+                    history,
+                    step + 1,
+                    time.perf_counter() - started,
+                )
+    bar.close()
+    seconds = time.perf_counter() - started
+    tensors = {"loss": torch.tensor([r["loss"] for r in history])}
+    if reds:
+        tensors["bias_norm"] = torch.tensor([r["bias_norm"] for r in history])
+    meta = {
+        "model": model_name(model),
+        "n_examples": len(encoded),
+        "n_full_answer": sum(full),
+        "n_truncated": sum(p.truncated for p in encoded),
+        "n_loss_tokens": sum(counts),
+        "n_trainable": sum(p.numel() for p in params),
+        "steps": total,
+        "seconds": seconds,
+        "edits": [{"hook": e.hook, **e.function.config()} for e in edit_list],
+        "lora": lora.config() if lora is not None else None,
+    }
+    return TrainResult(config=config, tensors=tensors, tables={"history": history}, meta=meta)
+
+
+def _clip(params: list[torch.nn.Parameter], max_norm: float | None) -> float:
+    with_grad = [p for p in params if p.grad is not None]
+    if not with_grad:
+        raise RuntimeError(
+            "no gradient reached the trainable parameters: do the edits' positions cover the "
+            "tokens of the batch, and do their hooks exist on this model?"
+        )
+    if max_norm is None:
+        return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in with_grad])))
+    return float(torch.nn.utils.clip_grad_norm_(with_grad, max_norm))
+
+
+def _check_context(model, encoded: list[EncodedPair]) -> None:
+    limit = int(model.cfg.n_ctx)
+    for pair in encoded:
+        if pair.length > limit:
+            raise ValueError(
+                f"pair {pair.id!r} has {pair.length} tokens, more than the model's context of "
+                f"{limit}; set max_length or max_answer_tokens"
+            )
+
+
+def _save_state(path: Path, config, params, optimizer, controller, history, step, seconds):
+    """Write the resumable state next to `path` and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "config": asdict(config),
+        "params": [p.detach().cpu().clone() for p in params],
+        "optimizer": optimizer.state_dict(),
+        "controller": controller.state_dict() if controller is not None else None,
+        "history": history,
+        "step": step,
+        "seconds": seconds,
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".train_state.", suffix=".tmp")
+    os.close(fd)
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def held_out_loss(
+    model,
+    pairs: Sequence[Pair] | Sequence[EncodedPair],
+    *,
+    edit_list: Sequence[Edit] = (),
+    lora: LoRA | None = None,
+    batch_size: int = 4,
+    max_answer_tokens: int | None = None,
+) -> float:
+    """Mean per-example answer cross-entropy (whole answer) with the edits / LoRA attached."""
+    encoded = (
+        list(pairs)
+        if isinstance(pairs[0], EncodedPair)
+        else encode_pairs(pairs, model.tokenizer, max_answer_tokens=max_answer_tokens)
+    )
+    device = next(model.parameters()).device
+    pad = pad_token_id(model)
+    total, count = 0.0, 0
+    with attached(model, edit_list, lora):
+        for start in range(0, len(encoded), batch_size):
+            chunk = encoded[start : start + batch_size]
+            batch = make_batch(chunk, [len(p.answer_ids) for p in chunk], pad).to(device)
+            total += float(answer_loss(model, batch, reduction="none").sum())
+            count += len(chunk)
+    return total / count
+
+
+__all__ = [
+    "IGNORE",
+    "TrainConfig",
+    "TrainResult",
+    "answer_loss",
+    "attached",
+    "frozen",
+    "held_out_loss",
+    "learning_rate_at",
+    "train",
+    "trainable_parameters",
+]
