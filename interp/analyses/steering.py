@@ -1,0 +1,433 @@
+"""SEAL steered decoding against the plain model and a logits penalty, with ablations (SEAL, step 3).
+
+    states = thought_states.ThoughtStatesResult.load("runs/seal/thought_states")
+    result = steering.run(model, states, problems, layers=(8, 12, 16), alphas=(0.5, 1, 2),
+                          main_layer=12, main_alpha=1.0, span="response")
+    result.comparison()      # base, logits penalty, steered: accuracy, tokens, thoughts per class
+    result.figure()          # accuracy and tokens vs alpha, and vs layer
+
+Arms, each decoded greedily through `math_eval.run` (the foundation's loop, KV cache on):
+- base: the plain model;
+- penalty: `value` (default -3) added to the logits of every token whose text contains one of the
+  penalty strings ("Wait", "Alternatively", ...), SEAL's baseline;
+- steered: alpha * vector added at `blocks.L.hook_resid_pre` on the boundary tokens inside the span,
+  each when it is fed back into the model (as SEAL's code does); one arm per (layer, alpha) of the
+  ablation grid, plus one per vector variant (e.g. execution - reflection only) at the main
+  (layer, alpha).
+Every arm's outputs are split into thoughts again, so the table shows what steering did to the
+number of reflections and transitions, not only to accuracy and length.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interp.analyses import math_eval
+from interp.analyses.thought_states import ThoughtStatesResult
+from interp.analyses.thought_stats import keyword_fields, response_row
+from interp.data.math_sets import MathProblem
+from interp.data.thoughts import (
+    CLASSES,
+    SEAL_KEYWORDS,
+    Response,
+    ThoughtKeywords,
+    resolve_span,
+    segment_response,
+)
+from interp.generation import TokenPenalty
+from interp.models import model_name
+from interp.positions import boundary_tokens
+from interp.results import Result
+from interp.steering_vector import VARIANTS, SteeringVector
+
+GRIDS = ("cross", "full")
+DEFAULT_PENALTY_STRINGS = ("Wait", "Alternatively")
+
+
+@dataclass(frozen=True)
+class SteeringConfig:
+    layers: tuple[int, ...] = ()  # ablation layers
+    alphas: tuple[float, ...] = (1.0,)  # ablation strengths (0 is the base arm)
+    main_layer: int = 0
+    main_alpha: float = 1.0
+    grid: str = "cross"  # "cross": alphas at main_layer + layers at main_alpha; "full": all pairs
+    variants: tuple[str, ...] = ("pooled",)  # vector variants; those past the first at main only
+    pooling: str = "samples"
+    normalization: str = "none"
+    penalty_strings: tuple[str, ...] = DEFAULT_PENALTY_STRINGS
+    penalty_value: float = -3.0
+    span: str = "think"
+    reflection_prefixes: tuple[str, ...] = SEAL_KEYWORDS.reflection_prefixes
+    reflection_phrases: tuple[str, ...] = SEAL_KEYWORDS.reflection_phrases
+    transition_prefixes: tuple[str, ...] = SEAL_KEYWORDS.transition_prefixes
+    transition_phrases: tuple[str, ...] = SEAL_KEYWORDS.transition_phrases
+    prompt_style: str = "chat"
+    max_new_tokens: int = 512
+    batch_size: int = 16
+    do_sample: bool = False  # SEAL decodes greedily
+    temperature: float = 1.0
+    seed: int = 0
+    problem_ids_sha: str = ""
+
+    @property
+    def keywords(self) -> ThoughtKeywords:
+        return ThoughtKeywords(
+            self.reflection_prefixes,
+            self.reflection_phrases,
+            self.transition_prefixes,
+            self.transition_phrases,
+        )
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """One decoding condition of the study."""
+
+    name: str
+    kind: str  # base | penalty | steered
+    layer: int | None = None
+    alpha: float | None = None
+    variant: str | None = None
+
+
+def arm_specs(config: SteeringConfig) -> list[ArmSpec]:
+    """base, penalty, the steering grid with the first variant, then other variants at the main point."""
+    specs = [ArmSpec("base", "base"), ArmSpec("penalty", "penalty")]
+    first, *others = config.variants
+    if config.grid == "full":
+        pairs = [(layer, alpha) for layer in config.layers for alpha in config.alphas]
+    else:
+        pairs = [(config.main_layer, alpha) for alpha in config.alphas]
+        pairs += [(layer, config.main_alpha) for layer in config.layers]
+    pairs.append((config.main_layer, config.main_alpha))
+    seen = set()
+    for layer, alpha in pairs:
+        if (layer, alpha) in seen or alpha == 0:
+            continue
+        seen.add((layer, alpha))
+        specs.append(ArmSpec(_steer_name(first, layer, alpha), "steered", layer, alpha, first))
+    for variant in others:
+        name = _steer_name(variant, config.main_layer, config.main_alpha)
+        specs.append(ArmSpec(name, "steered", config.main_layer, config.main_alpha, variant))
+    return specs
+
+
+def _steer_name(variant: str, layer: int, alpha: float) -> str:
+    return f"steer_{variant}_L{layer}_a{alpha:g}"
+
+
+@dataclass
+class SteeringResult(Result):
+    config_class = SteeringConfig
+
+    def arm(self, name: str) -> dict[str, Any]:
+        for row in self.tables["arms"]:
+            if row["arm"] == name:
+                return row
+        raise KeyError(f"no arm {name!r}; arms: {[r['arm'] for r in self.tables['arms']]}")
+
+    def comparison(self) -> list[dict[str, Any]]:
+        """base, penalty and the steered arms at the main (layer, alpha), one per vector variant."""
+        c = self.config
+        return [
+            row
+            for row in self.tables["arms"]
+            if row["kind"] != "steered"
+            or (row["layer"] == c.main_layer and row["alpha"] == c.main_alpha)
+        ]
+
+    def figure(self):
+        return steering_figure(self)
+
+
+def _vectors(
+    source: ThoughtStatesResult | SteeringVector,
+    variants: Sequence[str],
+    pooling: str,
+    normalization: str,
+) -> dict[str, SteeringVector]:
+    if isinstance(source, SteeringVector):
+        if list(variants) not in ([], ["pooled"]):
+            raise ValueError(
+                "variants need the thought-state result (class sums); pass it instead of one vector"
+            )
+        return {"pooled": source}
+    return {
+        variant: source.steering_vector(variant, pooling=pooling, normalization=normalization)
+        for variant in variants
+    }
+
+
+def run(
+    model,
+    source: ThoughtStatesResult | SteeringVector,
+    problems: Sequence[MathProblem],
+    *,
+    layers: Sequence[int] | None = None,
+    alphas: Sequence[float] = (1.0,),
+    main_layer: int | None = None,
+    main_alpha: float | None = None,
+    grid: str = "cross",
+    variants: Sequence[str] = ("pooled",),
+    pooling: str = "samples",
+    normalization: str = "none",
+    penalty_strings: Sequence[str] = DEFAULT_PENALTY_STRINGS,
+    penalty_value: float = -3.0,
+    span: str = "think",
+    keywords: ThoughtKeywords = SEAL_KEYWORDS,
+    prompt_style: str = "chat",
+    max_new_tokens: int = 512,
+    batch_size: int = 16,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> SteeringResult:
+    """Decode `problems` under every arm, grade them, and count thoughts per class in the outputs.
+
+    With `out`, each arm's math evaluation is kept in `out/<arm>` (resumable batch by batch).
+    """
+    problems = list(problems)
+    if not problems:
+        raise ValueError("no problems to evaluate steering on")
+    if grid not in GRIDS:
+        raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
+    if not variants:
+        raise ValueError("give at least one vector variant (e.g. 'pooled')")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown vector variants {unknown}; known: {sorted(VARIANTS)}")
+    vectors = _vectors(source, variants, pooling, normalization)
+    available = vectors[variants[0]].layers
+    layers = tuple(available if layers is None else (int(x) for x in layers))
+    main_layer = layers[len(layers) // 2] if main_layer is None else int(main_layer)
+    main_alpha = float(alphas[0] if main_alpha is None else main_alpha)
+    missing = sorted({*layers, main_layer} - set(available))
+    if missing:
+        raise ValueError(
+            f"no steering vector at layers {missing}: the thought states hold layers {available}"
+        )
+    tokenizer = model.tokenizer
+    span = resolve_span(tokenizer, span)
+    config = SteeringConfig(
+        layers=layers,
+        alphas=tuple(float(a) for a in alphas),
+        main_layer=main_layer,
+        main_alpha=main_alpha,
+        grid=grid,
+        variants=tuple(variants),
+        pooling=pooling,
+        normalization=normalization,
+        penalty_strings=tuple(penalty_strings),
+        penalty_value=penalty_value,
+        span=span,
+        prompt_style=prompt_style,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        do_sample=do_sample,
+        temperature=temperature,
+        seed=seed,
+        problem_ids_sha=math_eval.problem_ids_sha(problems),
+        **keyword_fields(keywords),
+    )
+    by_id = {p.id: p for p in problems}
+    boundaries = boundary_tokens(tokenizer)
+    arm_rows, problem_rows, base_outputs = [], [], {}
+    for spec in arm_specs(config):
+        edit_list, processors = [], []
+        if spec.kind == "penalty":
+            processors = [TokenPenalty.containing(tokenizer, penalty_strings, penalty_value)]
+        elif spec.kind == "steered":
+            vector = vectors[spec.variant]
+            edit_list = [vector.edit(model, spec.layer, spec.alpha, span=span)]
+        evaluation = math_eval.run(
+            model,
+            problems=problems,
+            edits=edit_list,
+            logit_processors=processors,
+            prompt_style=prompt_style,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            seed=seed,
+            do_sample=do_sample,
+            temperature=temperature,
+            out=None if out is None else Path(out) / spec.name,
+            progress=progress,
+        )
+        per_problem = []
+        for row in evaluation.rows:
+            problem = by_id[row["id"]]
+            response = response_from_row(row, problem)
+            thoughts = segment_response(
+                response, tokenizer, span=span, keywords=config.keywords, boundaries=boundaries
+            )
+            counts = response_row(response, thoughts)
+            per_problem.append({"arm": spec.name, **counts})
+            if spec.kind == "base":
+                base_outputs[row["id"]] = row["output"]
+        changed = sum(r["output"] != base_outputs.get(r["id"]) for r in evaluation.rows)
+        problem_rows.extend(per_problem)
+        arm_rows.append(_arm_row(spec, evaluation, per_problem, changed))
+    meta = {
+        "model": model_name(model),
+        "n_problems": len(problems),
+        "problem_ids": [p.id for p in problems],
+        "vectors": {name: v.describe() for name, v in vectors.items()},
+        "penalised_tokens": len(
+            TokenPenalty.containing(tokenizer, penalty_strings, penalty_value).token_ids
+        ),
+    }
+    tables = {"arms": arm_rows, "problems": problem_rows}
+    return SteeringResult(config=config, tables=tables, meta=meta)
+
+
+def response_from_row(row: dict[str, Any], problem: MathProblem) -> Response:
+    """A math-eval row as a `Response` (its own token ids, verdict and difficulty)."""
+    return Response(
+        id=row["id"],
+        prompt_tokens=row["prompt_tokens"],
+        tokens=row["output_tokens"],
+        correct=bool(row["correct"]),
+        level=problem.level,
+        source=problem.source,
+        hit_cap=bool(row["hit_cap"]),
+    )
+
+
+def _arm_row(spec: ArmSpec, evaluation, per_problem: list[dict], changed: int) -> dict[str, Any]:
+    low, high = evaluation.accuracy_interval
+    n = evaluation.n
+    row = {
+        "arm": spec.name,
+        "kind": spec.kind,
+        "layer": spec.layer,
+        "alpha": spec.alpha,
+        "variant": spec.variant,
+        "n": n,
+        "correct": evaluation.n_correct,
+        "accuracy": evaluation.accuracy,
+        "accuracy_low": low,
+        "accuracy_high": high,
+        "mean_tokens": evaluation.mean_tokens,
+        "cap_rate": evaluation.cap_rate,
+        "outputs_changed": changed / n,
+    }
+    for name in CLASSES:
+        row[f"{name}_per_response"] = sum(r[f"{name}_thoughts"] for r in per_problem) / n
+    row["boundaries_per_response"] = sum(r["boundaries"] for r in per_problem) / n
+    return row
+
+
+def steering_figure(result: SteeringResult):
+    """Accuracy (with 95% intervals) and mean tokens, vs alpha at the main layer and vs layer at
+    the main alpha; base and logits penalty as horizontal references."""
+    from plotly.subplots import make_subplots
+
+    from interp.plots import TEMPLATE
+
+    c = result.config
+    rows = result.tables["arms"]
+    base = next(r for r in rows if r["kind"] == "base")
+    penalty = next(r for r in rows if r["kind"] == "penalty")
+    first = c.variants[0]
+    steered = [r for r in rows if r["kind"] == "steered" and r["variant"] == first]
+    fig = make_subplots(
+        rows=2,
+        cols=2,
+        subplot_titles=(
+            f"accuracy vs alpha (layer {c.main_layer})",
+            f"accuracy vs layer (alpha {c.main_alpha:g})",
+            f"mean tokens vs alpha (layer {c.main_layer})",
+            f"mean tokens vs layer (alpha {c.main_alpha:g})",
+        ),
+        vertical_spacing=0.15,
+    )
+    lines: dict[int, list[dict]] = {}
+    for r in steered:
+        lines.setdefault(r["layer"], []).append(r)
+    vs_alpha_layers = sorted(lines) if c.grid == "full" else [c.main_layer]
+    palette = ["#4c78a8", "#54a24b", "#b279a2", "#9d755d", "#eeca3b", "#72b7b2"]
+    for i, layer in enumerate(vs_alpha_layers):
+        points = sorted(
+            [{**base, "alpha": 0.0}] + [r for r in lines.get(layer, [])], key=lambda r: r["alpha"]
+        )
+        for plot_row, key in ((1, "accuracy"), (2, "mean_tokens")):
+            trace = _trace(points, "alpha", key, f"steered, layer {layer}", palette[i % 6])
+            fig.add_trace(trace, row=plot_row, col=1)
+    by_layer = sorted([r for r in steered if r["alpha"] == c.main_alpha], key=lambda r: r["layer"])
+    for plot_row, key in ((1, "accuracy"), (2, "mean_tokens")):
+        trace = _trace(by_layer, "layer", key, f"steered, alpha {c.main_alpha:g}", "#e45756")
+        fig.add_trace(trace, row=plot_row, col=2)
+        for reference, dash, where in ((base, "dot", "top left"), (penalty, "dash", "bottom left")):
+            for col in (1, 2):
+                fig.add_hline(
+                    y=reference[key],
+                    line_dash=dash,
+                    line_color="grey",
+                    annotation_text=reference["arm"],
+                    annotation_position=where,
+                    annotation_font_color="grey",
+                    row=plot_row,
+                    col=col,
+                )
+    fig.update_xaxes(title_text="alpha", col=1, row=2)
+    fig.update_xaxes(title_text="layer", col=2, row=2)
+    fig.update_xaxes(tickmode="array", tickvals=sorted({r["layer"] for r in steered}), col=2)
+    fig.update_yaxes(range=[0, 1], row=1)
+    fig.update_layout(
+        template=TEMPLATE,
+        title=(
+            f"SEAL steering ({result.meta.get('model', '')}, {result.meta.get('n_problems', 0)} "
+            f"problems, span: {c.span}); dotted: base, dashed: logits penalty {c.penalty_value:g}"
+        ),
+    )
+    return fig
+
+
+def _trace(points: list[dict], x: str, y: str, name: str, colour: str):
+    """Steered arms as a line; accuracy with its 95% Wilson interval."""
+    import plotly.graph_objects as go
+
+    error_y = None
+    if y == "accuracy":
+        error_y = dict(
+            type="data",
+            symmetric=False,
+            array=[p["accuracy_high"] - p["accuracy"] for p in points],
+            arrayminus=[p["accuracy"] - p["accuracy_low"] for p in points],
+        )
+    return go.Scatter(
+        x=[p[x] for p in points],
+        y=[p[y] for p in points],
+        error_y=error_y,
+        mode="lines+markers",
+        name=name,
+        line_color=colour,
+        legendgroup=name,
+        showlegend=y == "accuracy",
+    )
+
+
+def comparison_markdown(result: SteeringResult, rows: list[dict] | None = None) -> str:
+    """A markdown table of arms: accuracy (95% CI), tokens, cap rate, thoughts per response."""
+    rows = result.comparison() if rows is None else rows
+    lines = [
+        "| arm | layer | alpha | accuracy (95% CI) | mean tokens | hit cap | outputs changed "
+        "| reflection / response | transition / response | execution / response |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['arm']} | {'' if r['layer'] is None else r['layer']} | "
+            f"{'' if r['alpha'] is None else format(r['alpha'], 'g')} | "
+            f"{r['correct']}/{r['n']} = {r['accuracy']:.1%} ({r['accuracy_low']:.1%}–"
+            f"{r['accuracy_high']:.1%}) | {r['mean_tokens']:.0f} | {r['cap_rate']:.0%} | "
+            f"{r['outputs_changed']:.0%} | {r['reflection_per_response']:.2f} | "
+            f"{r['transition_per_response']:.2f} | {r['execution_per_response']:.2f} |"
+        )
+    return "\n".join(lines)

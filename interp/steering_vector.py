@@ -1,0 +1,210 @@
+"""SEAL steering vectors: mean state of one set of thought classes minus that of another, per layer.
+
+    vector = SteeringVector.from_class_stats(sums, counts, layers)      # execution - (reflection + transition)
+    edit = vector.edit(model, layer=12, alpha=1.0, span="think")         # add at boundaries inside the span
+    vector.save("runs/seal/vector"); SteeringVector.load("runs/seal/vector")
+
+Conventions, saved with every vector (`describe()`):
+- sign: the vector points from the `away` classes to the `toward` classes,
+  mean(toward) - mean(away). With the default (toward execution, away from reflection and
+  transition) a positive alpha steers toward execution, i.e. fewer reflections and transitions.
+  (SEAL's reference code stores mean(reflection + transition) - mean(execution) and applies it
+  with coefficient -1; alpha = +1 here is that same edit.)
+- pooling: "samples" (SEAL) averages every boundary of the `away` classes together, so the more
+  frequent class weighs more; "classes" averages the per-class means, each class weighing the same.
+- normalization: "none" (SEAL: the raw difference, alpha scales it) or "unit" (unit length, so
+  alpha is a length in the residual stream).
+- site: `blocks.L.hook_resid_pre`, the input of block L (Hugging Face `hidden_states[L]`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from interp.data.thoughts import CLASSES, EXECUTION, REFLECTION, TRANSITION, steering_positions
+from interp.interventions import AddVector, Edit
+from interp.results import write_json_atomic
+
+POOLINGS = ("samples", "classes")
+NORMALIZATIONS = ("none", "unit")
+SITE = "hook_resid_pre"
+
+# The vectors SEAL's study compares: the pooled one and those that leave one class out.
+VARIANTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "pooled": ((EXECUTION,), (REFLECTION, TRANSITION)),
+    "reflection_only": ((EXECUTION,), (REFLECTION,)),
+    "transition_only": ((EXECUTION,), (TRANSITION,)),
+}
+
+
+@dataclass
+class SteeringVector:
+    """One vector per layer, with how it was made (sign, pooling, normalization, counts)."""
+
+    vectors: Float[Tensor, "layer d"]
+    layers: tuple[int, ...]
+    toward: tuple[str, ...] = (EXECUTION,)
+    away: tuple[str, ...] = (REFLECTION, TRANSITION)
+    pooling: str = "samples"
+    normalization: str = "none"
+    counts: dict[str, int] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.layers = tuple(int(layer) for layer in self.layers)
+        if self.vectors.ndim != 2 or self.vectors.shape[0] != len(self.layers):
+            raise ValueError(
+                f"vectors must be [layer, d] with one row per layer {self.layers}, "
+                f"got shape {tuple(self.vectors.shape)}"
+            )
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
+            )
+
+    @property
+    def sign(self) -> str:
+        return f"mean({'+'.join(self.toward)}) - mean({'+'.join(self.away)})"
+
+    @classmethod
+    def from_class_stats(
+        cls,
+        sums: Float[Tensor, "layer n_class d"],
+        counts: dict[str, int],
+        layers: tuple[int, ...],
+        *,
+        toward: tuple[str, ...] = (EXECUTION,),
+        away: tuple[str, ...] = (REFLECTION, TRANSITION),
+        pooling: str = "samples",
+        normalization: str = "none",
+        classes: tuple[str, ...] = CLASSES,
+        meta: dict[str, Any] | None = None,
+    ) -> SteeringVector:
+        """mean(toward) - mean(away) from per-class sums of states and per-class counts."""
+        for name in (*toward, *away):
+            if name not in classes:
+                raise ValueError(f"unknown thought class {name!r}; classes: {classes}")
+        for side in (toward, away):
+            # pooled samples need one boundary on each side; a mean of class means needs every class
+            groups = [(name,) for name in side] if pooling == "classes" else [side]
+            for names in groups:
+                if sum(counts.get(name, 0) for name in names) == 0:
+                    raise ValueError(
+                        f"no {' or '.join(names)} thoughts among the boundaries ({counts}): this "
+                        f"vector cannot be made; generate more responses, or choose classes that occur"
+                    )
+        sums = sums.double()
+        toward_mean = _pooled_mean(sums, counts, toward, classes, pooling)
+        away_mean = _pooled_mean(sums, counts, away, classes, pooling)
+        vectors = toward_mean - away_mean
+        if normalization == "unit":
+            vectors = vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return cls(
+            vectors=vectors.float(),
+            layers=tuple(layers),
+            toward=tuple(toward),
+            away=tuple(away),
+            pooling=pooling,
+            normalization=normalization,
+            counts={name: int(counts.get(name, 0)) for name in (*toward, *away)},
+            meta=dict(meta or {}),
+        )
+
+    def vector(self, layer: int) -> Float[Tensor, " d"]:
+        if layer not in self.layers:
+            raise ValueError(f"no vector at layer {layer}; this one has layers {self.layers}")
+        return self.vectors[self.layers.index(layer)]
+
+    def norms(self) -> dict[int, float]:
+        return {layer: float(v.norm()) for layer, v in zip(self.layers, self.vectors)}
+
+    def edit(
+        self,
+        model,
+        layer: int,
+        alpha: float,
+        span: str = "think",
+        open_text: str = "<think>",
+        close_text: str = "</think>",
+    ) -> Edit:
+        """Add alpha * vector at `blocks.{layer}.hook_resid_pre` on boundary tokens inside the span."""
+        return Edit(
+            f"blocks.{layer}.{SITE}",
+            AddVector(self.vector(layer), alpha=alpha),
+            steering_positions(model.tokenizer, span, open_text, close_text),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Everything but the tensors: sign, pooling, normalization, counts, norms, site."""
+        return {
+            "layers": list(self.layers),
+            "toward": list(self.toward),
+            "away": list(self.away),
+            "sign": self.sign,
+            "positive_alpha_steers_toward": list(self.toward),
+            "pooling": self.pooling,
+            "normalization": self.normalization,
+            "counts": self.counts,
+            "norms": {str(k): v for k, v in self.norms().items()},
+            "site": f"blocks.L.{SITE} (Hugging Face hidden_states[L])",
+            "meta": self.meta,
+        }
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write `vector.safetensors` and `vector.json` (written last, so its presence means done)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / ".vector.safetensors.tmp"
+        save_file({"vectors": self.vectors.detach().cpu().contiguous()}, str(tmp))
+        os.replace(tmp, directory / "vector.safetensors")
+        write_json_atomic(directory / "vector.json", self.describe())
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> SteeringVector:
+        directory = Path(directory)
+        if not (directory / "vector.json").exists():
+            raise FileNotFoundError(
+                f"{directory} holds no steering vector (no vector.json); make one with "
+                f"`python -m interp thought-states` or SteeringVector.save"
+            )
+        info = json.loads((directory / "vector.json").read_text())
+        vectors = load_file(str(directory / "vector.safetensors"))["vectors"]
+        return cls(
+            vectors=vectors,
+            layers=tuple(info["layers"]),
+            toward=tuple(info["toward"]),
+            away=tuple(info["away"]),
+            pooling=info["pooling"],
+            normalization=info["normalization"],
+            counts=info["counts"],
+            meta=info.get("meta", {}),
+        )
+
+
+def _pooled_mean(
+    sums: Float[Tensor, "layer n_class d"],
+    counts: dict[str, int],
+    names: tuple[str, ...],
+    classes: tuple[str, ...],
+    pooling: str,
+) -> Float[Tensor, "layer d"]:
+    index = [classes.index(name) for name in names]
+    if pooling == "samples":
+        total = sum(counts[name] for name in names)
+        return sums[:, index].sum(1) / total
+    if pooling == "classes":
+        means = [sums[:, i] / counts[name] for i, name in zip(index, names)]  # all present
+        return torch.stack(means).mean(0)
+    raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
