@@ -9,9 +9,9 @@ one run (best of `--repeats`). Prints the ratio ours / HF; the target is at most
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from timing import best_of
 
 from interp.generation import generate, left_pad
 from interp.interventions import AddVector, Edit
@@ -28,15 +28,6 @@ PROMPTS = [
     "Why is the sky blue?",
     "Summarise the rules of chess in a few lines.",
 ]
-
-
-def best_of(repeats: int, function) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

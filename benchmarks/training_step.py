@@ -15,24 +15,15 @@ the edit (the weights stay frozen in both). Prints the ratio RED / plain; the ta
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from timing import best_of
 
 from interp.interventions import RED, Edit
 from interp.models import load_model
 from interp.training.data import encode_pairs, gsm8k_pairs
 from interp.training.masks import make_batch
 from interp.training.trainer import answer_loss, attached, frozen
-
-
-def best_of(repeats: int, function) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

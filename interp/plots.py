@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 TEMPLATE = "simple_white"
+
+
+def save_figure(figure: go.Figure, path: str | os.PathLike | None) -> None:
+    """Write `path` as PNG and the interactive HTML beside it; PNG export needs kaleido and a
+    Chromium, so where they are missing only the HTML is written (and a line says why)."""
+    if not path:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.write_html(path.with_suffix(".html"), include_plotlyjs="cdn")
+    try:
+        figure.write_image(path, width=1000, height=600, scale=2)
+        print(f"wrote {path}")
+    except Exception as error:
+        print(f"(no PNG for {path.name}, only its HTML: {error})")
 
 
 def probe_quality_figure(result) -> go.Figure:

@@ -18,6 +18,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -53,6 +55,28 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     os.replace(tmp, path)
 
 
+@contextmanager
+def atomic_directory(directory: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `directory`; when the block ends without error it
+    replaces `directory` in one rename, and on error it is removed, so readers never see half."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    try:
+        yield tmp
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 @dataclasses.dataclass
 class Result:
     """Base of every analysis result: a config, tensors, tables, and small metadata.
@@ -74,9 +98,7 @@ class Result:
     def save(self, directory: str | os.PathLike, figures: bool = True) -> Path:
         """Write the result to `directory` atomically (replacing an older result there)."""
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-        try:
+        with atomic_directory(directory) as tmp:
             write_json_atomic(tmp / "config.json", config_to_dict(self.config))
             write_json_atomic(tmp / "meta.json", {"class": type(self).__name__, **self.meta})
             write_json_atomic(tmp / "tables.json", self.tables)
@@ -86,17 +108,6 @@ class Result:
                 fig = self.figure()
                 fig.write_html(tmp / "figure.html", include_plotlyjs="cdn")
                 _try_write_png(fig, tmp / "figure.png")
-            if directory.exists():
-                old = directory.with_name(f".{directory.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(directory, old)
-                os.replace(tmp, directory)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return directory
 
     @classmethod

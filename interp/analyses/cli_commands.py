@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from interp.cli import add_model_arguments, command, load_from_args
+from interp.plots import save_figure
 from interp.results import write_json_atomic
 
 
@@ -123,11 +124,7 @@ def number_probe_command(args: argparse.Namespace) -> None:
         resume,
     )
     figure = combined_figure(sweep, proj, layer=sweep.layers[0])
-    figure.write_html(out / "number_direction.html", include_plotlyjs="cdn")
-    try:
-        figure.write_image(out / "number_direction.png", width=1000, height=600, scale=2)
-    except Exception as error:  # static export needs kaleido + a browser; the HTML always exists
-        print(f"(no PNG: {error})")
+    save_figure(figure, out / "number_direction.png")
     effect_path = out / "edit_effect.json"
     if resume and effect_path.exists():
         effect = json.loads(effect_path.read_text())

@@ -8,14 +8,7 @@ from pathlib import Path
 
 from interp.analyses.cli_commands import _ints, cached_or_run, random_red_edits
 from interp.cli import add_model_arguments, command, load_from_args
-
-
-def _write_png(figure, path: Path) -> None:
-    figure.write_html(path.with_suffix(".html"), include_plotlyjs="cdn")
-    try:
-        figure.write_image(path, width=1000, height=600, scale=2)
-    except Exception as error:  # static export needs kaleido + a browser; the HTML always exists
-        print(f"(no PNG for {path.name}: {error})")
+from interp.plots import save_figure
 
 
 def _faithfulness_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,12 +100,12 @@ def faithfulness_command(args: argparse.Namespace) -> None:
             ),
             resume,
         )
-        _write_png(results[arm.name].figure(), out / f"layers_{arm.name}.png")
+        save_figure(results[arm.name].figure(), out / f"layers_{arm.name}.png")
         _print_arm(results[arm.name])
     if "edited" in results:
         comparison = faithfulness.compare(results["base"], results["edited"])
         comparison.save(out / "comparison")
-        _write_png(comparison.figure(), out / "difference.png")
+        save_figure(comparison.figure(), out / "difference.png")
         meta = comparison.meta
         print(
             f"likelihood score: base {meta['base_likelihood_accuracy']:.3f}, edited "
@@ -143,7 +136,7 @@ def faithfulness_command(args: argparse.Namespace) -> None:
                 ),
                 resume,
             )
-            _write_png(trace.figure(), out / f"trace_{arm.name}.png")
+            save_figure(trace.figure(), out / f"trace_{arm.name}.png")
     print(f"wrote {out}")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from interp.analyses.cli_commands import _ints, random_red_edits
 from interp.cli import add_model_arguments, command, load_from_args
+from interp.plots import save_figure
 
 
 def _edit_arguments(parser: argparse.ArgumentParser, prefix: str, what: str) -> None:
@@ -52,17 +53,6 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         help="a saved math-eval result whose rows may be reused (repeatable)",
     )
     parser.add_argument("--figure", default=None, help="also write the figure as PNG here")
-
-
-def _write_png(figure, path: str | None) -> None:
-    if not path:
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        figure.write_image(path, width=1000, height=600, scale=2)
-        print(f"wrote {path}")
-    except Exception as error:  # static export needs kaleido + a browser
-        print(f"(no PNG: {error})")
 
 
 def _load_reuse(directories):
@@ -130,7 +120,7 @@ def math_eval_command(args: argparse.Namespace) -> None:
         f"{summary['accuracy_high']:.1%}); mean {summary['mean_tokens']:.0f} tokens, "
         f"{summary['cap_rate']:.1%} hit the {args.max_new_tokens}-token cap. Rows: {out}"
     )
-    _write_png(result.figure(), args.figure)
+    save_figure(result.figure(), args.figure)
 
 
 def _prefix_swap_arguments(parser: argparse.ArgumentParser) -> None:
@@ -210,6 +200,6 @@ def prefix_swap_command(args: argparse.Namespace) -> None:
                 ]
                 values.append(sum(rows) / len(rows))
             print(f"log p(gold) after {arm:9s} prefix: " + "  ".join(f"{v:7.2f}" for v in values))
-    _write_png(result.figure(), args.figure)
+    save_figure(result.figure(), args.figure)
     if args.closeness_figure and "closeness" in result.tables:
-        _write_png(result.closeness_figure(), args.closeness_figure)
+        save_figure(result.closeness_figure(), args.closeness_figure)

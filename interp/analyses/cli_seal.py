@@ -20,6 +20,7 @@ from pathlib import Path
 from interp.analyses.cli_commands import _floats, _ints, cached_or_run
 from interp.cli import add_model_arguments, command, load_from_args
 from interp.data.thoughts import SEAL_KEYWORDS, Response, ThoughtKeywords
+from interp.plots import save_figure
 from interp.results import write_json_atomic
 
 DATASETS = ("math500", "gsm8k")
@@ -27,14 +28,6 @@ DATASETS = ("math500", "gsm8k")
 
 def _strings(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
-
-
-def _write_png(figure, path: Path) -> None:
-    figure.write_html(path.with_suffix(".html"), include_plotlyjs="cdn")
-    try:
-        figure.write_image(path, width=1000, height=600, scale=2)
-    except Exception as error:  # static export needs kaleido + a browser; the HTML always exists
-        print(f"(no PNG for {path.name}: {error})")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -200,7 +193,7 @@ def _thoughts(args: argparse.Namespace, model):
     tmp.replace(path)
     stats = thought_stats.run(model, responses, span=span, keywords=_keywords(args))
     stats.save(out / "thought_stats")
-    _write_png(stats.figure(), out / "thought_stats.png")
+    save_figure(stats.figure(), out / "thought_stats.png")
     print(
         f"split A: {evaluation.n} problems, accuracy {evaluation.accuracy:.1%}, mean "
         f"{evaluation.mean_tokens:.0f} tokens, {evaluation.cap_rate:.0%} hit the cap"
@@ -268,7 +261,7 @@ def _thought_states(args: argparse.Namespace, model):
         lambda: thought_states.run(model, responses, **options),
         not args.no_resume,
     )
-    _write_png(states.figure(), out / "thought_states.png")
+    save_figure(states.figure(), out / "thought_states.png")
     print(f"\nboundaries per class: {states.counts} (from {states.meta['n_responses']} responses)")
     print("layer  3-class acc  balanced  majority   exec-vs-rest balanced")
     for r in states.tables["per_layer"]:
@@ -374,7 +367,7 @@ def _steering(args: argparse.Namespace, model):
         out=out / "steering_arms",
     )
     result.save(out / "steering")
-    _write_png(result.figure(), out / "steering.png")
+    save_figure(result.figure(), out / "steering.png")
     print("\n" + steering.comparison_markdown(result))
     print("\nablations:\n" + steering.comparison_markdown(result, result.tables["arms"]))
     return result

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from interp.analyses.cli_commands import _ints
 from interp.cli import add_model_arguments, command, load_from_args
+from interp.plots import save_figure
 
 EDIT_KINDS = ("red", "loreft", "direft", "lora")
 
@@ -240,11 +241,7 @@ def reft_compare_command(args: argparse.Namespace) -> None:
         figure = reft_compare.bias_trajectories_figure(args.out)
     except FileNotFoundError:
         return
-    figure.write_html(Path(args.out) / "bias_control.html", include_plotlyjs="cdn")
-    try:
-        figure.write_image(Path(args.out) / "bias_control.png", width=1000, height=600, scale=2)
-    except Exception as error:  # static export needs kaleido
-        print(f"(no PNG: {error})")
+    save_figure(figure, Path(args.out) / "bias_control.png")
 
 
 def _pid_compare_arguments(parser: argparse.ArgumentParser) -> None:
@@ -310,8 +307,4 @@ def pid_compare_command(args: argparse.Namespace) -> None:
         "lr": "PID, learning-rate form",
     }
     figure = bias_control_figure({labels[k]: v for k, v in runs.items()}, target=target)
-    figure.write_html(Path(args.out) / "bias_control.html", include_plotlyjs="cdn")
-    try:
-        figure.write_image(Path(args.out) / "bias_control.png", width=1000, height=600, scale=2)
-    except Exception as error:  # static export needs kaleido and a browser
-        print(f"(no PNG: {error})")
+    save_figure(figure, Path(args.out) / "bias_control.png")

@@ -33,6 +33,7 @@ from interp.data.math_sets import MathProblem
 from interp.data.thoughts import (
     CLASSES,
     SEAL_KEYWORDS,
+    KeywordFields,
     Response,
     ThoughtKeywords,
     resolve_span,
@@ -49,7 +50,7 @@ DEFAULT_PENALTY_STRINGS = ("Wait", "Alternatively")
 
 
 @dataclass(frozen=True)
-class SteeringConfig:
+class SteeringConfig(KeywordFields):
     layers: tuple[int, ...] = ()  # ablation layers
     alphas: tuple[float, ...] = (1.0,)  # ablation strengths (0 is the base arm)
     main_layer: int = 0
@@ -72,15 +73,6 @@ class SteeringConfig:
     temperature: float = 1.0
     seed: int = 0
     problem_ids_sha: str = ""
-
-    @property
-    def keywords(self) -> ThoughtKeywords:
-        return ThoughtKeywords(
-            self.reflection_prefixes,
-            self.reflection_phrases,
-            self.transition_prefixes,
-            self.transition_phrases,
-        )
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from interp.data.thoughts import (
     CLASSES,
     EXECUTION,
     SEAL_KEYWORDS,
+    KeywordFields,
     Response,
     ThoughtKeywords,
     resolve_span,
@@ -51,7 +52,7 @@ from interp.steering_vector import SITE, VARIANTS, SteeringVector
 
 
 @dataclass(frozen=True)
-class ThoughtStatesConfig:
+class ThoughtStatesConfig(KeywordFields):
     layers: tuple[int, ...] | None = None  # None: every layer
     span: str = "think"
     reflection_prefixes: tuple[str, ...] = SEAL_KEYWORDS.reflection_prefixes
@@ -67,15 +68,6 @@ class ThoughtStatesConfig:
     cv_folds: int = 5
     seed: int = 0
     responses_sha: str = ""  # fingerprint of the responses read
-
-    @property
-    def keywords(self) -> ThoughtKeywords:
-        return ThoughtKeywords(
-            self.reflection_prefixes,
-            self.reflection_phrases,
-            self.transition_prefixes,
-            self.transition_phrases,
-        )
 
 
 @dataclass

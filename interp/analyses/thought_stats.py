@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from interp.data.thoughts import (
     CLASSES,
     SEAL_KEYWORDS,
+    KeywordFields,
     Response,
     Thought,
     ThoughtKeywords,
@@ -30,22 +31,13 @@ from interp.results import Result
 
 
 @dataclass(frozen=True)
-class ThoughtStatsConfig:
+class ThoughtStatsConfig(KeywordFields):
     span: str = "think"  # "think": inside <think>..</think>; "response": the whole response
     reflection_prefixes: tuple[str, ...] = SEAL_KEYWORDS.reflection_prefixes
     reflection_phrases: tuple[str, ...] = SEAL_KEYWORDS.reflection_phrases
     transition_prefixes: tuple[str, ...] = SEAL_KEYWORDS.transition_prefixes
     transition_phrases: tuple[str, ...] = SEAL_KEYWORDS.transition_phrases
     example_chars: int = 160  # how much of each thought's text the "thoughts" table keeps
-
-    @property
-    def keywords(self) -> ThoughtKeywords:
-        return ThoughtKeywords(
-            self.reflection_prefixes,
-            self.reflection_phrases,
-            self.transition_prefixes,
-            self.transition_phrases,
-        )
 
 
 def keyword_fields(keywords: ThoughtKeywords) -> dict[str, tuple[str, ...]]:

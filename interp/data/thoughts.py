@@ -92,6 +92,24 @@ class ThoughtKeywords:
         return {f.name: list(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
+class KeywordFields:
+    """Mixin for configs that store the four keyword lists as fields: `config.keywords`."""
+
+    reflection_prefixes: tuple[str, ...]
+    reflection_phrases: tuple[str, ...]
+    transition_prefixes: tuple[str, ...]
+    transition_phrases: tuple[str, ...]
+
+    @property
+    def keywords(self) -> ThoughtKeywords:
+        return ThoughtKeywords(
+            self.reflection_prefixes,
+            self.reflection_phrases,
+            self.transition_prefixes,
+            self.transition_phrases,
+        )
+
+
 SEAL_KEYWORDS = ThoughtKeywords()
 """SEAL's lists, with its misspelled "think differenly" corrected to "think differently"."""
 

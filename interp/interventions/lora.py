@@ -16,8 +16,6 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,8 @@ from jaxtyping import Float
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
+
+from interp.results import atomic_directory
 
 LORA_FILES = ("lora.safetensors", "lora.json")
 
@@ -180,18 +180,11 @@ def save_lora(directory: str | os.PathLike, lora: LoRA, **extra: Any) -> Path:
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in lora.state_dict().items()}
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-    try:
+    with atomic_directory(directory) as tmp:
         save_file(tensors, str(tmp / "lora.safetensors"))
         (tmp / "lora.json").write_text(
             json.dumps({**lora.config(), **extra}, indent=1, default=str)
         )
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from interp.interventions.edits import Edit, EditError, check_edit
 from interp.interventions.functions import EDIT_FUNCTIONS
 from interp.positions import PositionRule
+from interp.results import atomic_directory
 
 FORMAT_VERSION = 1
 
@@ -41,17 +40,10 @@ def save_edits(directory: str | os.PathLike, edit_list: Sequence[Edit], **extra:
         )
         for name, value in edit.function.state_dict().items():
             tensors[f"{index}.{name}"] = value.detach().cpu().contiguous()
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-    try:
+    with atomic_directory(directory) as tmp:
         save_file(tensors, str(tmp / "edits.safetensors"))
         config = {"format_version": FORMAT_VERSION, "edits": entries, **extra}
         (tmp / "edits.json").write_text(json.dumps(config, indent=1, default=str))
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 
