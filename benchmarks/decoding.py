@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from timing import best_of
+from timing import best_of, chat_token_ids, hf_greedy
 
 from interp.generation import generate, left_pad
 from interp.interventions import AddVector, Edit
@@ -44,13 +44,7 @@ def main() -> None:
     steering = [
         Edit(f"blocks.{layer}.hook_resid_pre", AddVector(vector, 1.0), boundary_tokens(tokenizer))
     ]
-    chats = [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
-        )
-        for p in PROMPTS
-    ]
-    encoded = [tokenizer.encode(c, add_special_tokens=False) for c in chats]
+    encoded = chat_token_ids(tokenizer, PROMPTS)
     hf = model.original_model
     print(f"model {args.model}, {args.new_tokens} new tokens, best of {args.repeats}")
     print("batch  interp+edit (s)  HF generate (s)  ratio")
@@ -70,15 +64,7 @@ def main() -> None:
                 )
 
         def theirs(tokens=tokens, mask=mask):
-            with torch.no_grad():
-                hf.generate(
-                    tokens,
-                    attention_mask=mask,
-                    max_new_tokens=args.new_tokens,
-                    min_new_tokens=args.new_tokens,
-                    do_sample=False,
-                    pad_token_id=tokenizer.pad_token_id,
-                )
+            hf_greedy(hf, tokens, mask, args.new_tokens, tokenizer.pad_token_id)
 
         ours()  # warm-up
         theirs()

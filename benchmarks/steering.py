@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from timing import chat_token_ids, hf_greedy, interleaved_best
 
 from interp.analyses.thought_states import _write_chunk, boundary_states
 from interp.data.thoughts import segment
@@ -40,16 +40,6 @@ PROMPTS = [
 ]
 
 
-def interleaved_best(repeats: int, functions: dict) -> dict[str, float]:
-    best = {name: float("inf") for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="smollm2-135m-instruct")
@@ -59,13 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     model = load_model(args.model)
     tokenizer = model.tokenizer
-    chats = [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
-        )
-        for p in PROMPTS[: args.batch]
-    ]
-    prompts = [tokenizer.encode(c, add_special_tokens=False) for c in chats]
+    prompts = chat_token_ids(tokenizer, PROMPTS[: args.batch])
     layer = round(0.7 * model.cfg.n_layers)
     vector = SteeringVector(
         torch.randn(1, model.cfg.d_model, generator=torch.Generator().manual_seed(0)),
@@ -84,15 +68,7 @@ def main() -> None:
         return generate(model, prompts, **settings)
 
     def hf_generate():
-        with torch.no_grad():
-            hf.generate(
-                tokens,
-                attention_mask=mask,
-                max_new_tokens=args.new_tokens,
-                min_new_tokens=args.new_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-            )
+        hf_greedy(hf, tokens, mask, args.new_tokens, tokenizer.pad_token_id)
 
     touched = sum(sum(e) for e in steered().edited)
     decoding = interleaved_best(
