@@ -7,7 +7,7 @@ problems on a shared prompt prefix) and `PushSweep` (what `perturbation.run` use
 entering the push layer computed once, then only the blocks above it, batched over strengths).
 Prints per-problem agreement and the time ratios (target >= 20x over the naive way).
 
-    python benchmarks/number_sweep.py --model smollm2-135m-instruct --digits 2
+    python benchmarks/number_sweep.py --model qwen2.5-coder-0.5b-instruct --style chat --digits 3
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ def naive_correct(model, encoded, hook, push) -> list[bool]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--digits", type=int, default=2)
-    parser.add_argument("--style", default="numprobe")
+    parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct")
+    parser.add_argument("--digits", type=int, default=3)
+    parser.add_argument("--style", default="chat", help="chat | numprobe | compact")
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--strengths", default="-1,-0.3,0,0.3,1")
     args = parser.parse_args()
@@ -63,6 +63,15 @@ def main() -> None:
     )
     digit_ids = digit_token_ids(model.tokenizer)
     pushes = [PushAlong(probe.direction(layer), s, probe.unit_length(layer)) for s in strengths]
+
+    baseline = greedy_outcomes(model, encoded, digit_ids, []).correct
+    if not bool(baseline.any()):
+        raise SystemExit(
+            f"{args.model} gets none of these {args.digits}-digit sums right in style "
+            f"{args.style!r}, so agreement would be trivial; try --style chat, fewer digits, or "
+            f"another model (qwen2.5-coder-0.5b-instruct: --style chat --digits 3)"
+        )
+    print(f"unedited: {int(baseline.sum())} of {len(encoded)} sums right")
 
     start = time.perf_counter()
     full = [
