@@ -21,7 +21,7 @@ def save_figure(figure: go.Figure, path: str | os.PathLike | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.write_html(path.with_suffix(".html"), include_plotlyjs="cdn")
     try:
-        figure.write_image(path, width=1000, height=600, scale=2)
+        figure.write_image(path, width=1000, height=figure.layout.height or 600, scale=2)
         print(f"wrote {path}")
     except Exception as error:
         print(f"(no PNG for {path.name}, only its HTML: {error})")

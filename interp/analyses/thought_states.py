@@ -535,10 +535,10 @@ def thought_states_figure(result: ThoughtStatesResult):
     table = result.tables["per_layer"]
     x = [r["layer"] for r in table]
     for key, name, dash in (
+        ("majority_baseline", "majority-class accuracy", "dashdot"),
+        ("accuracy", "3 classes, accuracy", "dot"),
         ("balanced_accuracy", "3 classes, balanced accuracy", "solid"),
         ("binary_balanced_accuracy", "execution vs rest, balanced accuracy", "dash"),
-        ("accuracy", "3 classes, accuracy", "dot"),
-        ("majority_baseline", "majority-class accuracy", "dashdot"),
     ):
         fig.add_trace(
             go.Scatter(x=x, y=[r[key] for r in table], name=name, line_dash=dash),
@@ -576,5 +576,5 @@ def thought_states_figure(result: ThoughtStatesResult):
         height=350 + 300 * tsne_rows,
     )
     fig.update_yaxes(range=[0, 1.02], title_text="accuracy", row=1, col=1)
-    fig.update_xaxes(title_text="layer", tickmode="array", tickvals=x, row=1, col=1)
+    fig.update_xaxes(tickmode="array", tickvals=x, row=1, col=1)  # the subplot title names the axis
     return fig
