@@ -66,11 +66,14 @@ def forward_from_block(
     attention_mask: Int[Tensor, "batch total"],
     past=None,
     use_cache: bool = False,
-) -> tuple[Float[Tensor, "batch new vocab"], object]:
+    logits_to_keep: int = 0,
+) -> tuple[Float[Tensor, "batch kept vocab"], object]:
     """Logits of blocks `first_block`.. run on `residual` (the stream entering that block), and the cache.
 
     `attention_mask` covers the cached positions and the new ones; `past` is a cache from an
-    earlier call (with the skipped blocks filled, see `fill_skipped_blocks`).
+    earlier call (with the skipped blocks filled, see `fill_skipped_blocks`). `logits_to_keep`
+    > 0 unembeds only the last that many positions: on a large vocabulary the unembedding costs
+    as much as several blocks.
     """
     positions = mask_positions(attention_mask, residual.shape[1])
     with blocks_from(model, first_block):
@@ -80,6 +83,7 @@ def forward_from_block(
             position_ids=positions,
             past_key_values=past,
             use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
         )
     return out.logits, out.past_key_values
 

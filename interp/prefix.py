@@ -45,6 +45,7 @@ class SuffixBatch:
     logits: Float[Tensor, "batch suffix vocab"] | None
     cache: dict[str, Tensor]  # activations of the suffix positions only
     rows: slice
+    logits_start: int = 0  # suffix column of the first logits row (> 0 when only the last are kept)
 
     def index(self, row: int, position: int) -> int:
         """Column in `logits` / `cache` of an unpadded position (which must lie past the prefix)."""
@@ -64,12 +65,14 @@ def run_on_shared_prefix(
     names_filter: Callable[[str], bool] | None = None,
     batch_size: int = 32,
     min_position: int | None = None,
+    stop_at_layer: int | None = None,
 ) -> Iterator[SuffixBatch]:
     """Run `sequences` in batches over one shared prefix; yield each batch's suffix outputs.
 
     `min_position` caps the prefix so that position (and every later one) is computed in the
     suffix forward, where its activations can be read. With `names_filter`, the cache holds those
-    hooks' activations and no logits are kept.
+    hooks' activations and no logits are kept; `stop_at_layer` then ends the forward before
+    that block (the hooks read must lie below it).
     """
     if len(sequences) == 0:
         raise ValueError("no sequences given")
@@ -112,6 +115,7 @@ def run_on_shared_prefix(
                         past_key_values=past,
                         names_filter=names_filter,
                         return_type=None,
+                        stop_at_layer=stop_at_layer,
                     )
                     cache = dict(activation_cache.items())
             yield SuffixBatch(tokens, mask, prefix_length, logits, cache, rows)

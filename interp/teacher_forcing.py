@@ -70,7 +70,10 @@ def _batch_outcomes(
         n_prompt, n_answer = len(encoded.prompt), len(encoded.answer)
         # logits at position t predict token t + 1: the answer is predicted from positions
         # n_prompt - 1 .. n_prompt + n_answer - 2, the token after it from the last position
-        columns = [batch.index(offset, t) for t in range(n_prompt - 1, n_prompt + n_answer)]
+        columns = [
+            batch.index(offset, t) - batch.logits_start
+            for t in range(n_prompt - 1, n_prompt + n_answer)
+        ]
         predicted = predictions[offset, columns[:-1]]
         after = predictions[offset, columns[-1]]
         ok, direction = _compare(predicted, torch.tensor(encoded.answer), after, digits, tokenizer)
@@ -126,6 +129,7 @@ class PushSweep:
             for batch in self.batches:
                 logits = self._pushed_logits(batch, amounts, prefix_cache)
                 n = batch.tokens.shape[0]
+                start = batch.tokens.shape[1] - batch.prefix_length - logits.shape[1]
                 for i, s in enumerate(chunk):
                     view = SuffixBatch(
                         batch.tokens,
@@ -134,6 +138,7 @@ class PushSweep:
                         logits[i * n : (i + 1) * n],
                         {},
                         batch.rows,
+                        logits_start=start,
                     )
                     ok, direction = _batch_outcomes(
                         view, self.rows[batch.rows], self.digits, self.model.tokenizer
@@ -145,8 +150,13 @@ class PushSweep:
         return [GreedyOutcome(torch.tensor(c), torch.tensor(m)) for c, m in zip(correct, moved)]
 
     def _pushed_logits(self, batch: SuffixBatch, amounts: Tensor, prefix_cache) -> Tensor:
-        """Logits of the upper blocks for one batch of rows, repeated once per amount."""
+        """Logits of the upper blocks for one batch of rows, repeated once per amount.
+
+        Rows are left padded, so every answer ends at the last column: only the last
+        (longest answer + 1) columns are unembedded.
+        """
         n, k = batch.tokens.shape[0], len(amounts)
+        keep = 1 + max(len(r.answer) for r in self.rows[batch.rows])
         tokens, mask = batch.tokens.repeat(k, 1), batch.mask.repeat(k, 1)
         lengths = [len(r.prompt) for r in self.rows[batch.rows]] * k
         state = TokenState.for_tokens(tokens, mask, lengths)
@@ -157,7 +167,9 @@ class PushSweep:
             past.batch_repeat_interleave(n)
         residual = batch.cache["residual"].repeat(k, 1, 1)
         with edits(self.model, [self.push(amounts.repeat_interleave(n))]), token_state(state):
-            logits, _ = forward_from_block(self.model, residual, self.block, mask, past)
+            logits, _ = forward_from_block(
+                self.model, residual, self.block, mask, past, logits_to_keep=keep
+            )
         return logits
 
 
@@ -171,8 +183,14 @@ def _residuals_entering(model, rows, block, batch_size) -> list:
     sequences = [r.prompt + r.answer for r in rows]
     lengths = [len(r.prompt) for r in rows]
     batches = []
+    stop = block + 1 if block + 1 < model.cfg.n_layers else None  # nothing above is needed
     for batch in run_on_shared_prefix(
-        model, sequences, lengths, names_filter=lambda n: n == name, batch_size=batch_size
+        model,
+        sequences,
+        lengths,
+        names_filter=lambda n: n == name,
+        batch_size=batch_size,
+        stop_at_layer=stop,
     ):
         batch.cache = {"residual": batch.cache[name]}
         batches.append(batch)
@@ -181,7 +199,7 @@ def _residuals_entering(model, rows, block, batch_size) -> list:
     prefix_residual = None
     if prefix_length > 0:
         _, cache = model.run_with_cache(
-            prefix_tokens, names_filter=lambda n: n == name, return_type=None
+            prefix_tokens, names_filter=lambda n: n == name, return_type=None, stop_at_layer=stop
         )
         prefix_residual = cache[name]
     _check_cut(model, batches[0], rows, prefix_tokens, prefix_residual, block)
@@ -202,6 +220,7 @@ def _pushed_prefix_cache(model, prefix_tokens, prefix_residual, edit, block):
             block,
             torch.ones_like(tokens),
             use_cache=True,
+            logits_to_keep=1,  # only the cache is used
         )
     fill_skipped_blocks(cache, block)
     return cache
