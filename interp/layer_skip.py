@@ -49,6 +49,11 @@ def blocks_from(model, first_block: int) -> Iterator[None]:
         stack.layers = layers
 
 
+def stop_after_block(model, block: int) -> int | None:
+    """`stop_at_layer` for a forward that needs `blocks.{block}` and nothing above (None: run all)."""
+    return block + 1 if block + 1 < model.cfg.n_layers else None
+
+
 def mask_positions(
     attention_mask: Int[Tensor, "batch total"], n_new: int
 ) -> Int[Tensor, "batch new"]:

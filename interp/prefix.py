@@ -48,12 +48,16 @@ class SuffixBatch:
     logits_start: int = 0  # suffix column of the first logits row (> 0 when only the last are kept)
 
     def index(self, row: int, position: int) -> int:
-        """Column in `logits` / `cache` of an unpadded position (which must lie past the prefix)."""
+        """Column in `cache` (and in full `logits`) of an unpadded position past the prefix."""
         real = torch.nonzero(self.mask[row]).flatten()
         column = int(real[position]) - self.prefix_length
         if column < 0:
             raise IndexError(f"position {position} lies in the shared prefix")
         return column
+
+    def logits_column(self, row: int, position: int) -> int:
+        """Column in `logits` of an unpadded position, also when only the last columns were kept."""
+        return self.index(row, position) - self.logits_start
 
 
 @torch.no_grad()

@@ -20,7 +20,12 @@ from tqdm.auto import tqdm
 
 from interp.data.arithmetic import EncodedProblem
 from interp.interventions import Edit, edits
-from interp.layer_skip import LayerSkipError, fill_skipped_blocks, forward_from_block
+from interp.layer_skip import (
+    LayerSkipError,
+    fill_skipped_blocks,
+    forward_from_block,
+    stop_after_block,
+)
 from interp.positions import TokenState, token_state
 from interp.prefix import SuffixBatch, run_on_shared_prefix
 
@@ -70,10 +75,7 @@ def _batch_outcomes(
         n_prompt, n_answer = len(encoded.prompt), len(encoded.answer)
         # logits at position t predict token t + 1: the answer is predicted from positions
         # n_prompt - 1 .. n_prompt + n_answer - 2, the token after it from the last position
-        columns = [
-            batch.index(offset, t) - batch.logits_start
-            for t in range(n_prompt - 1, n_prompt + n_answer)
-        ]
+        columns = [batch.logits_column(offset, t) for t in range(n_prompt - 1, n_prompt + n_answer)]
         predicted = predictions[offset, columns[:-1]]
         after = predictions[offset, columns[-1]]
         ok, direction = _compare(predicted, torch.tensor(encoded.answer), after, digits, tokenizer)
@@ -183,7 +185,7 @@ def _residuals_entering(model, rows, block, batch_size) -> list:
     sequences = [r.prompt + r.answer for r in rows]
     lengths = [len(r.prompt) for r in rows]
     batches = []
-    stop = block + 1 if block + 1 < model.cfg.n_layers else None  # nothing above is needed
+    stop = stop_after_block(model, block)
     for batch in run_on_shared_prefix(
         model,
         sequences,

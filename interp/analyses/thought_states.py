@@ -45,6 +45,7 @@ from interp.data.thoughts import (
 )
 from interp.generation import left_pad, pad_token_id
 from interp.interventions import check_hook
+from interp.layer_skip import stop_after_block
 from interp.models import model_name
 from interp.positions import boundary_tokens
 from interp.results import Result
@@ -155,8 +156,7 @@ def boundary_states(
     hooks = [f"blocks.{layer}.{SITE}" for layer in layers]
     for name in hooks:
         check_hook(model, name)
-    stop = max(layers) + 1
-    stop_at_layer = stop if stop < model.cfg.n_layers else None
+    stop_at_layer = stop_after_block(model, max(layers))
     pad_id = pad_token_id(model)
     device = next(model.parameters()).device
     out: list[Tensor] = []
