@@ -54,6 +54,17 @@ def stop_after_block(model, block: int) -> int | None:
     return block + 1 if block + 1 < model.cfg.n_layers else None
 
 
+def residual_entering(model, block: int) -> tuple[str, int | None]:
+    """The hook holding the residual stream that enters `block`, and the `stop_at_layer` to read it.
+
+    A forward stopped at block k records none of block k's hooks, so the stream entering block
+    k >= 1 is read as block k-1's output: block k itself is never run.
+    """
+    if block == 0:
+        return "blocks.0.hook_resid_pre", stop_after_block(model, 0)
+    return f"blocks.{block - 1}.hook_resid_post", block
+
+
 def mask_positions(
     attention_mask: Int[Tensor, "batch total"], n_new: int
 ) -> Int[Tensor, "batch new"]:
@@ -72,24 +83,29 @@ def forward_from_block(
     past=None,
     use_cache: bool = False,
     logits_to_keep: int = 0,
+    unembed: bool = True,
 ) -> tuple[Float[Tensor, "batch kept vocab"], object]:
     """Logits of blocks `first_block`.. run on `residual` (the stream entering that block), and the cache.
 
     `attention_mask` covers the cached positions and the new ones; `past` is a cache from an
     earlier call (with the skipped blocks filled, see `fill_skipped_blocks`). `logits_to_keep`
     > 0 unembeds only the last that many positions: on a large vocabulary the unembedding costs
-    as much as several blocks.
+    as much as several blocks. `unembed=False` returns the final normalized hidden states of
+    every position instead of logits.
     """
     positions = mask_positions(attention_mask, residual.shape[1])
+    inputs = dict(
+        inputs_embeds=residual,
+        attention_mask=attention_mask,
+        position_ids=positions,
+        past_key_values=past,
+        use_cache=use_cache,
+    )
     with blocks_from(model, first_block):
-        out = model.original_model(
-            inputs_embeds=residual,
-            attention_mask=attention_mask,
-            position_ids=positions,
-            past_key_values=past,
-            use_cache=use_cache,
-            logits_to_keep=logits_to_keep,
-        )
+        if not unembed:
+            out = decoder_stack(model)(**inputs)
+            return out.last_hidden_state, out.past_key_values
+        out = model.original_model(**inputs, logits_to_keep=logits_to_keep)
     return out.logits, out.past_key_values
 
 

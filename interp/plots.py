@@ -116,17 +116,23 @@ def combined_figure(perturbation, projection, layer: int | None = None) -> go.Fi
         for r in perturbation.tables["sweep"]
         if r["layer"] == perturbation.layers[perturbation._nearest(layer)]
     ]
-    for index in (
+    indices = (
         [projection.layers.index(layer)]
         if layer in projection.layers
         else range(len(projection.layers))
-    ):
+    )
+    # bins sized to the whole x axis (pushes and projections), so narrow projections stay visible
+    reach = max(
+        [abs(r["strength"]) for r in rows]
+        + [float(projection.tensors["projections"][i].abs().max()) for i in indices]
+    )
+    for index in indices:
         fig.add_trace(
             go.Histogram(
                 x=projection.tensors["projections"][index].tolist(),
                 name=f"edit projection, layer {projection.layers[index]}",
-                opacity=0.45,
-                nbinsx=80,
+                opacity=0.6,
+                xbins=dict(size=max(2 * reach / 150, 1e-6)),
             ),
             secondary_y=True,
         )
@@ -141,8 +147,17 @@ def combined_figure(perturbation, projection, layer: int | None = None) -> go.Fi
     x_star = perturbation.x_star(layer)
     low, high = perturbation.x_star_interval(layer)
     if math.isfinite(x_star):
-        for sign in (-1, 1):
-            fig.add_vline(x=sign * x_star, line_dash="dash", line_color="black")
+        top = max([r["error_high"] for r in rows] + [0.0])
+        fig.add_trace(
+            go.Scatter(
+                x=[-x_star, -x_star, None, x_star, x_star],
+                y=[0, top, None, 0, top],
+                mode="lines",
+                line=dict(dash="dash", color="black", width=1.5),
+                name="±x* (error rate 5 in 1,000)",
+            ),
+            secondary_y=False,
+        )
         fig.add_annotation(
             x=x_star,
             y=1.0,
@@ -159,7 +174,7 @@ def combined_figure(perturbation, projection, layer: int | None = None) -> go.Fi
         legend=dict(orientation="h", y=-0.2),
     )
     fig.update_yaxes(title_text="addition error probability", secondary_y=False)
-    fig.update_yaxes(title_text="tokens (edit projections)", secondary_y=True)
+    fig.update_yaxes(title_text="tokens (edit projections)", secondary_y=True, rangemode="tozero")
     return fig
 
 

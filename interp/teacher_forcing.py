@@ -10,6 +10,7 @@ larger or smaller than the gold one (same-length numbers compare like their firs
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,10 +25,11 @@ from interp.layer_skip import (
     LayerSkipError,
     fill_skipped_blocks,
     forward_from_block,
-    stop_after_block,
+    residual_entering,
 )
 from interp.positions import TokenState, token_state
 from interp.prefix import SuffixBatch, run_on_shared_prefix
+from interp.screened_argmax import ScreenedUnembed
 
 
 @dataclass
@@ -59,17 +61,26 @@ def greedy_outcomes(
     )
     total = (len(rows) + batch_size - 1) // batch_size
     for batch in tqdm(batches, total=total, disable=not progress, desc="teacher forcing"):
-        ok, direction = _batch_outcomes(batch, rows[batch.rows], digits, model.tokenizer)
+        predictions = batch.logits.argmax(-1).cpu()
+        ok, direction = _batch_outcomes(
+            batch, predictions, rows[batch.rows], digits, model.tokenizer
+        )
         correct.extend(ok)
         moved.extend(direction)
     return GreedyOutcome(torch.tensor(correct), torch.tensor(moved))
 
 
 def _batch_outcomes(
-    batch: SuffixBatch, rows: Sequence[EncodedProblem], digits: Tensor, tokenizer
+    batch: SuffixBatch,
+    predictions: Int[Tensor, "batch kept"],
+    rows: Sequence[EncodedProblem],
+    digits: Tensor,
+    tokenizer,
 ) -> tuple[list[bool], list[int]]:
-    """Greedy correctness and error direction of each row of one teacher-forced batch."""
-    predictions = batch.logits.argmax(-1).cpu()
+    """Greedy correctness and error direction of each row of one teacher-forced batch.
+
+    `predictions` are the argmax tokens of the batch's kept logits columns.
+    """
     correct, moved = [], []
     for offset, encoded in enumerate(rows):
         n_prompt, n_answer = len(encoded.prompt), len(encoded.answer)
@@ -88,8 +99,13 @@ class PushSweep:
     """Greedy outcomes of `rows` under `push(amounts)` at block `block`, for any push strengths.
 
     `push` builds the edit (at block `block`) from one amount per sequence. The residual entering
-    `block` is computed once, for the shared prompt prefix and every row; each forward then runs only
-    the upper blocks, for several strengths at once (see `interp.layer_skip`). Outcomes equal
+    the first block the push can change is computed once, for the shared prompt prefix and every
+    row; each forward then runs only the blocks from there up (see `interp.layer_skip`), for
+    several strengths at once. A push on `blocks.{block}.hook_resid_post` is the same push on the
+    input of block + 1, so that block is not run again per strength. Rows are batched by length
+    (no padding, fewest unembedded positions) and outcomes come back in the order of `rows`. The
+    argmax over the vocabulary is screened in bfloat16 and confirmed in float32
+    (`interp.screened_argmax`; `screen_unembedding=False` unembeds in float32). Outcomes equal
     those of `greedy_outcomes` with the same edit (tested).
     """
 
@@ -102,11 +118,16 @@ class PushSweep:
         block: int,
         batch_size: int = 32,
         strengths_per_forward: int = 4,
+        screen_unembedding: bool = True,
     ):
-        self.model, self.rows, self.push, self.block = model, rows, push, block
+        self.model = model
+        self.block, self.push = _first_block_changed(model, push, block)
         self.digits = torch.tensor(sorted(digit_ids))
         self.strengths_per_forward = strengths_per_forward
-        residuals = _residuals_entering(model, rows, block, batch_size)
+        self.order = sorted(range(len(rows)), key=lambda i: len(rows[i].prompt + rows[i].answer))
+        self.rows = [rows[i] for i in self.order]
+        self.unembed = ScreenedUnembed.of(model) if screen_unembedding else None
+        residuals = _residuals_entering(model, self.rows, self.block, batch_size, self.unembed)
         (self.prefix_tokens, self.prefix_residual), *self.batches = residuals
 
     @torch.no_grad()
@@ -114,7 +135,8 @@ class PushSweep:
         """One `GreedyOutcome` per strength, in order."""
         if not strengths:
             raise ValueError("no push strengths given")
-        per = self.strengths_per_forward
+        n_forwards = -(-len(strengths) // self.strengths_per_forward)
+        per = -(-len(strengths) // n_forwards)  # balanced: 5 strengths run as 3 + 2, not 4 + 1
         chunks = [list(range(len(strengths)))[i : i + per] for i in range(0, len(strengths), per)]
         correct = [[] for _ in strengths]
         moved = [[] for _ in strengths]
@@ -129,33 +151,40 @@ class PushSweep:
                 self.model, self.prefix_tokens, self.prefix_residual, self.push(amounts), self.block
             )
             for batch in self.batches:
-                logits = self._pushed_logits(batch, amounts, prefix_cache)
+                predictions = self._pushed_predictions(batch, amounts, prefix_cache)
                 n = batch.tokens.shape[0]
-                start = batch.tokens.shape[1] - batch.prefix_length - logits.shape[1]
+                start = batch.tokens.shape[1] - batch.prefix_length - predictions.shape[1]
+                view = dataclasses.replace(batch, logits=None, cache={}, logits_start=start)
                 for i, s in enumerate(chunk):
-                    view = SuffixBatch(
-                        batch.tokens,
-                        batch.mask,
-                        batch.prefix_length,
-                        logits[i * n : (i + 1) * n],
-                        {},
-                        batch.rows,
-                        logits_start=start,
-                    )
                     ok, direction = _batch_outcomes(
-                        view, self.rows[batch.rows], self.digits, self.model.tokenizer
+                        view,
+                        predictions[i * n : (i + 1) * n],
+                        self.rows[batch.rows],
+                        self.digits,
+                        self.model.tokenizer,
                     )
                     correct[s].extend(ok)
                     moved[s].extend(direction)
                 bar.update()
         bar.close()
-        return [GreedyOutcome(torch.tensor(c), torch.tensor(m)) for c, m in zip(correct, moved)]
+        return [self._in_row_order(c, m) for c, m in zip(correct, moved)]
 
-    def _pushed_logits(self, batch: SuffixBatch, amounts: Tensor, prefix_cache) -> Tensor:
-        """Logits of the upper blocks for one batch of rows, repeated once per amount.
+    def _in_row_order(self, correct: list[bool], moved: list[int]) -> GreedyOutcome:
+        """Outcomes of the length-sorted rows, put back in the order the rows were given."""
+        order = torch.tensor(self.order, dtype=torch.long)
+        out = GreedyOutcome(torch.zeros(len(order), dtype=torch.bool), torch.zeros_like(order))
+        out.correct[order] = torch.tensor(correct, dtype=torch.bool)
+        out.moved[order] = torch.tensor(moved, dtype=torch.long)
+        return out
+
+    def _pushed_predictions(
+        self, batch: SuffixBatch, amounts: Tensor, prefix_cache
+    ) -> Int[Tensor, "batch_times_amounts kept"]:
+        """Greedy next tokens of the upper blocks for one batch of rows, repeated once per amount.
 
         Rows are left padded, so every answer ends at the last column: only the last
-        (longest answer + 1) columns are unembedded.
+        (longest answer + 1) columns are unembedded, through the bf16-screened argmax where the
+        model's unembedding allows it (the float32 argmax either way).
         """
         n, k = batch.tokens.shape[0], len(amounts)
         keep = 1 + max(len(r.answer) for r in self.rows[batch.rows])
@@ -169,23 +198,28 @@ class PushSweep:
             past.batch_repeat_interleave(n)
         residual = batch.cache["residual"].repeat(k, 1, 1)
         with edits(self.model, [self.push(amounts.repeat_interleave(n))]), token_state(state):
-            logits, _ = forward_from_block(
-                self.model, residual, self.block, mask, past, logits_to_keep=keep
+            if self.unembed is None:
+                logits, _ = forward_from_block(
+                    self.model, residual, self.block, mask, past, logits_to_keep=keep
+                )
+                return logits.argmax(-1).cpu()
+            hidden, _ = forward_from_block(
+                self.model, residual, self.block, mask, past, unembed=False
             )
-        return logits
+        kept = hidden[:, -keep:]
+        return self.unembed.argmax(kept.reshape(-1, kept.shape[-1])).view(kept.shape[:2]).cpu()
 
 
-def _residuals_entering(model, rows, block, batch_size) -> list:
+def _residuals_entering(model, rows, block, batch_size, unembed=None) -> list:
     """[(prefix tokens, prefix residual)] + one SuffixBatch per batch, its residual entering `block`.
 
     Also checks, on the first batch, that running the upper blocks alone reproduces the full
     forward's logits (a decoder stack that cannot be cut would fail here, not give wrong numbers).
     """
-    name = f"blocks.{block}.hook_resid_pre"
+    name, stop = residual_entering(model, block)
     sequences = [r.prompt + r.answer for r in rows]
     lengths = [len(r.prompt) for r in rows]
     batches = []
-    stop = stop_after_block(model, block)
     for batch in run_on_shared_prefix(
         model,
         sequences,
@@ -204,7 +238,7 @@ def _residuals_entering(model, rows, block, batch_size) -> list:
             prefix_tokens, names_filter=lambda n: n == name, return_type=None, stop_at_layer=stop
         )
         prefix_residual = cache[name]
-    _check_cut(model, batches[0], rows, prefix_tokens, prefix_residual, block)
+    _check_cut(model, batches[0], rows, prefix_tokens, prefix_residual, block, unembed)
     return [(prefix_tokens, prefix_residual), *batches]
 
 
@@ -228,14 +262,22 @@ def _pushed_prefix_cache(model, prefix_tokens, prefix_residual, edit, block):
     return cache
 
 
-def _check_cut(model, batch, rows, prefix_tokens, prefix_residual, block) -> None:
-    """Upper blocks from the cached residual must give the full forward's logits (no edit)."""
+def _check_cut(
+    model, batch, rows, prefix_tokens, prefix_residual, block, unembed=None, n_rows=2
+) -> None:
+    """Upper blocks from the cached residual must give the full forward's logits (no edit).
+
+    Checked on the first `n_rows` rows only: a stack that cannot be cut fails on any row. With
+    `unembed`, its screened argmax must also pick the full forward's tokens.
+    """
+    k = min(n_rows, batch.tokens.shape[0])
+    some = rows[batch.rows][:k]
     full = next(
         run_on_shared_prefix(
             model,
-            [r.prompt + r.answer for r in rows[batch.rows]],
-            [len(r.prompt) for r in rows[batch.rows]],
-            batch_size=len(rows),
+            [r.prompt + r.answer for r in some],
+            [len(r.prompt) for r in some],
+            batch_size=k,
             min_position=batch.prefix_length,
         )
     )
@@ -245,16 +287,45 @@ def _check_cut(model, batch, rows, prefix_tokens, prefix_residual, block) -> Non
             model, prefix_residual, block, torch.ones_like(prefix_tokens), use_cache=True
         )
         fill_skipped_blocks(past, block)
-        past.batch_repeat_interleave(batch.tokens.shape[0])
-    cut, _ = forward_from_block(model, batch.cache["residual"], block, batch.mask, past)
-    real = batch.mask[:, batch.prefix_length :].bool()
-    gap = float((cut - full.logits)[real].abs().max())
-    scale = float(full.logits[real].abs().max())
+        past.batch_repeat_interleave(k)
+    residual, mask = batch.cache["residual"][:k], batch.mask[:k]
+    cut, _ = forward_from_block(model, residual, block, mask, copy.deepcopy(past))
+    # the same real positions, row by row (the k rows alone may need less padding)
+    kept = batch.mask[:k, batch.prefix_length :].bool()
+    cut = cut[kept]
+    real = full.logits[full.mask[:, full.prefix_length :].bool()]
+    gap = float((cut - real).abs().max())
+    scale = float(real.abs().max())
     if gap > 1e-3 * max(scale, 1.0):
         raise LayerSkipError(
             f"running blocks {block}.. alone changes the logits by {gap:.3g} on this model "
             f"({type(model.original_model).__name__}); use full forwards (layer_skip=False)"
         )
+    if unembed is not None:
+        hidden, _ = forward_from_block(model, residual, block, mask, past, unembed=False)
+        if not torch.equal(unembed.argmax(hidden[kept]), real.argmax(-1)):
+            raise LayerSkipError(
+                f"the screened unembedding of {type(model.original_model).__name__} picks other "
+                f"tokens than its logits do (a non-linear output head?); use "
+                f"PushSweep(..., screen_unembedding=False)"
+            )
+
+
+def _first_block_changed(model, push, block) -> tuple[int, Callable[[Tensor], Edit]]:
+    """The first block a push at `block` changes, and the push re-hooked to that block's input.
+
+    The output of block b is the input of block b + 1, so a push on `blocks.b.hook_resid_post`
+    leaves block b itself unchanged: move it to `blocks.{b+1}.hook_resid_pre` and run from there.
+    """
+    hook = push(torch.zeros(1)).hook
+    if hook != f"blocks.{block}.hook_resid_post" or block + 1 >= model.cfg.n_layers:
+        return block, push
+    entering = f"blocks.{block + 1}.hook_resid_pre"
+
+    def pushed_on_input(amounts: Tensor) -> Edit:
+        return dataclasses.replace(push(amounts), hook=entering)
+
+    return block + 1, pushed_on_input
 
 
 def _compare(predicted, gold, after, digits, tokenizer) -> tuple[bool, int]:

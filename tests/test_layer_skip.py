@@ -48,9 +48,38 @@ def test_cut_forward_matches_on_the_trained_adder():
     strengths = [-200.0, -50.0, 0.0, 50.0, 200.0]
     cut = _compare_paths(adder, rows, 2, strengths, AllPositions(), batch_size=32)
     assert bool(cut[2].correct.all())  # unpushed: the adder gets them all right
+    direction = torch.randn(adder.cfg.d_model, generator=torch.Generator().manual_seed(3))
+    push = _push_factory(adder, 2, direction, 1.0, AllPositions())
+    digits = digit_token_ids(adder.tokenizer)
+    plain = PushSweep(adder, rows, digits, push, 2, screen_unembedding=False).outcomes(strengths)
+    for screened, unscreened in zip(cut, plain):  # the float32 unembedding decides the same
+        assert torch.equal(screened.correct, unscreened.correct)
+        assert torch.equal(screened.moved, unscreened.moved)
     assert not bool(cut[0].correct.all()) or not bool(
         cut[-1].correct.all()
     )  # big pushes break some
+
+
+def test_a_push_on_a_block_output_starts_at_the_next_block(tiny_llama):
+    """resid_post of block 1 is the input of block 2: block 1 is not rerun; other sites start at 1."""
+    model = tiny_llama
+    rows = encode_problems(addition_problems(20, 2, seed=4), model.tokenizer, "numprobe")
+    digits = digit_token_ids(model.tokenizer)
+    direction = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(5))
+
+    def on_mlp_out(amounts):
+        return Edit("blocks.1.hook_mlp_out", PushAlong(direction, amounts, 1.0))
+
+    on_output = _push_factory(model, 1, direction, 1.0, AllPositions())
+    on_last = _push_factory(model, 2, direction, 1.0, AllPositions())
+    strengths = [-20.0, 0.0, 20.0]
+    for push, block, first in [(on_output, 1, 2), (on_mlp_out, 1, 1), (on_last, 2, 2)]:
+        sweep = PushSweep(model, rows, digits, push, block, batch_size=6)
+        assert sweep.block == first
+        for strength, outcome in zip(strengths, sweep.outcomes(strengths)):
+            full = greedy_outcomes(model, rows, digits, [push(strength)], batch_size=6)
+            assert torch.equal(outcome.correct, full.correct), (block, strength)
+            assert torch.equal(outcome.moved, full.moved), (block, strength)
 
 
 def test_blocks_are_restored_on_error(tiny):

@@ -2,7 +2,9 @@
 
 Three prompt styles:
   numprobe  "Question: What is the sum of {a} and {b}?\\nAnswer: " (the NumProbe prompt)
-  chat      the model's chat template around "What is the sum of {a} and {b}? ..."
+  chat      the model's chat template around "Reply with the number only. What is the sum of
+            {a} and {b}?" (the fixed instruction first: every problem shares it, so shared-prefix
+            forwards compute it once and each problem's own tokens start at its numbers)
   compact   "{a}+{b}=" (the toy adder the project trains)
 
 `encode_problem` returns the prompt tokens, the answer tokens and where each operand ends, after
@@ -15,7 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-CHAT_INSTRUCTION = "What is the sum of {a} and {b}? Reply with the number only."
+CHAT_INSTRUCTION = "Reply with the number only. What is the sum of {a} and {b}?"
 NUMPROBE_PROMPT = "Question: What is the sum of {a} and {b}?\nAnswer: "
 COMPACT_PROMPT = "{a}+{b}="
 PROMPT_STYLES = ("numprobe", "chat", "compact")
