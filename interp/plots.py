@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import plotly.graph_objects as go
+import torch
 from plotly.subplots import make_subplots
 
 TEMPLATE = "simple_white"
@@ -80,6 +81,17 @@ def error_curve_figure(result) -> go.Figure:
     return fig
 
 
+def _x_star_lines(x_star: float, top: float) -> go.Scatter:
+    """Dashed lines at ±x* from 0 to `top`, as a trace (layout shapes do not reach the PNG export)."""
+    return go.Scatter(
+        x=[-x_star, -x_star, None, x_star, x_star],
+        y=[0, top, None, 0, top],
+        mode="lines",
+        line=dict(dash="dash", color="black", width=1.5),
+        name="±x* (error rate 5 in 1,000)",
+    )
+
+
 def projection_histogram_figure(result) -> go.Figure:
     """Histogram of the edit's per-token projections at each layer, with ±x* marked."""
     fig = go.Figure()
@@ -95,8 +107,11 @@ def projection_histogram_figure(result) -> go.Figure:
     measured = [v for v in result.tensors["x_star"].tolist() if math.isfinite(v)]
     x_star = min(measured) if measured else float("nan")
     if math.isfinite(x_star):
-        for sign in (-1, 1):
-            fig.add_vline(x=sign * x_star, line_dash="dash", line_color="black")
+        tallest = max(
+            int(torch.histc(result.tensors["projections"][i].float(), bins=60).max())
+            for i in range(len(result.layers))
+        )
+        fig.add_trace(_x_star_lines(x_star, tallest))
     fig.update_layout(
         template=TEMPLATE,
         barmode="overlay",
@@ -148,16 +163,7 @@ def combined_figure(perturbation, projection, layer: int | None = None) -> go.Fi
     low, high = perturbation.x_star_interval(layer)
     if math.isfinite(x_star):
         top = max([r["error_high"] for r in rows] + [0.0])
-        fig.add_trace(
-            go.Scatter(
-                x=[-x_star, -x_star, None, x_star, x_star],
-                y=[0, top, None, 0, top],
-                mode="lines",
-                line=dict(dash="dash", color="black", width=1.5),
-                name="±x* (error rate 5 in 1,000)",
-            ),
-            secondary_y=False,
-        )
+        fig.add_trace(_x_star_lines(x_star, top), secondary_y=False)
         fig.add_annotation(
             x=x_star,
             y=1.0,
