@@ -13,10 +13,11 @@ import argparse
 import torch
 from timing import best_of, chat_token_ids, hf_greedy
 
-from interp.generation import generate, left_pad
+from interp.core.positions import boundary_tokens
+from interp.core.tokens import left_pad
+from interp.decoding import generate
 from interp.interventions import AddVector, Edit
 from interp.models import load_model
-from interp.positions import boundary_tokens
 
 PROMPTS = [
     "Explain step by step how to add 4821 and 1375.",

@@ -19,10 +19,10 @@ import time
 import torch
 
 from interp.analyses import number_probe
+from interp.core.digit_answers import PushSweep, greedy_outcomes
 from interp.data.arithmetic import addition_problems, digit_token_ids, encode_problems
 from interp.interventions import Edit, PushAlong
 from interp.models import load_model
-from interp.teacher_forcing import PushSweep, greedy_outcomes
 
 
 def naive_correct(model, encoded, hook, push) -> list[bool]:

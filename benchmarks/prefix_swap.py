@@ -17,11 +17,11 @@ import time
 
 import interp
 from interp.analyses import math_eval, prefix_swap
-from interp.analyses.cli_commands import random_red_edits
-from interp.arms import Arm
 from interp.data.math_prompts import chat_prompt
 from interp.data.math_sets import subset
-from interp.generation import generate
+from interp.decoding import generate
+from interp.interventions.arms import Arm
+from interp.interventions.random_red import random_red_edits
 
 KS = (0, 1, 4, 8, 16, 32, 64, 128)
 

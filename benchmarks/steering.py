@@ -22,10 +22,11 @@ import torch
 from timing import chat_token_ids, hf_greedy, interleaved_best
 
 from interp.analyses.thought_states import _write_chunk, boundary_states
-from interp.data.thoughts import segment
-from interp.generation import generate, left_pad
+from interp.core.tokens import left_pad
+from interp.decoding import generate
+from interp.interventions.steering_vector import SteeringVector
 from interp.models import load_model
-from interp.steering_vector import SteeringVector
+from interp.text.thoughts import segment
 
 PROMPTS = [
     "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in "

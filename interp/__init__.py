@@ -6,7 +6,7 @@ from interp.analyses import number_probe
 result = number_probe.run(model)
 """
 
-from interp.generation import Generation, GenerationConfig, generate
+from interp.decoding import Generation, GenerationConfig, generate
 from interp.interventions import Edit, edits, load_edits, save_edits
 from interp.models import load_model
 

@@ -92,6 +92,13 @@ class Result:
 
     config_class: ClassVar[type]
 
+    @property
+    def layers(self) -> list[int]:
+        """The layers this result covers (its `layers` tensor), for results computed per layer."""
+        if "layers" not in self.tensors:
+            raise AttributeError(f"a {type(self).__name__} is not computed per layer")
+        return [int(x) for x in self.tensors["layers"]]
+
     def figure(self):  # pragma: no cover - every subclass overrides
         raise NotImplementedError
 
@@ -140,3 +147,27 @@ def _try_write_png(fig, path: Path) -> None:
         fig.write_image(path, scale=2)
     except Exception:
         pass
+
+
+def reuse_or_run(
+    directory: str | os.PathLike,
+    result_class: type[Result],
+    config: Any,
+    compute,
+    resume: bool = True,
+) -> Result:
+    """Load the result saved in `directory` if it ran with the same config; else compute and save it."""
+    directory = Path(directory)
+    if resume and (directory / "meta.json").exists():
+        try:
+            saved = result_class.load(directory)
+        except (ValueError, OSError) as error:
+            print(f"[resume] ignoring {directory}: {error}")
+        else:
+            if saved.config == config:
+                print(f"[resume] {directory} already holds this result; reusing it")
+                return saved
+    result = compute()
+    result.save(directory)
+    print(f"wrote {directory}")
+    return result

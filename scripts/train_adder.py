@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from interp.organism import (
+from interp.models.adder import (
     ADDER_NAME,
     adder_answer,
     adder_prompt,

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from interp.analyses import faithfulness
-from interp.analyses.faithfulness_readout import read_last_token
-from interp.arms import Arm
 from interp.data.faithfulness import FaithfulnessTriple, gsm8k_triples, load_triples, save_triples
 from interp.interventions import RED, Edit
+from interp.interventions.arms import Arm
+from interp.probes.readout import read_last_token
 
 
 def _lowercase_triples(n=16):

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from interp.analyses.faithfulness_readout import pad_batch, read_last_token
+from interp.core.positions import PromptAndFirstGenerated, TokenState, token_state
 from interp.interventions import RED, Edit
-from interp.positions import PromptAndFirstGenerated, TokenState, token_state
 from interp.probes.logistic import fit_logistic_probes, group_split
+from interp.probes.readout import pad_batch, read_last_token
 
 # ---------------------------------------------------------------------------------------------
 # Probes

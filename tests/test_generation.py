@@ -4,9 +4,7 @@ every position rule; edits land exactly where their rule says; sampling, stops a
 import pytest
 import torch
 
-from interp.generation import GenerationError, TokenPenalty, generate
-from interp.interventions import RED, AddVector, Edit
-from interp.positions import (
+from interp.core.positions import (
     AllPositions,
     GeneratedPositions,
     InsideSpan,
@@ -14,6 +12,10 @@ from interp.positions import (
     PromptPositions,
     boundary_tokens,
 )
+from interp.core.tokens import GenerationError
+from interp.decoding import generate
+from interp.decoding.processors import TokenPenalty
+from interp.interventions import RED, AddVector, Edit
 
 PROMPTS = ["12+34=", "a\n\nb<think>c d", "hello 5\n\n", "<think>x"]
 

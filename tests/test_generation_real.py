@@ -4,9 +4,10 @@ that give the same tokens with and without the KV cache, batched and one by one.
 import pytest
 import torch
 
-from interp.generation import generate, left_pad
+from interp.core.positions import PromptAndFirstGenerated, boundary_tokens
+from interp.core.tokens import left_pad
+from interp.decoding import generate
 from interp.interventions import AddVector, Edit
-from interp.positions import PromptAndFirstGenerated, boundary_tokens
 
 pytestmark = pytest.mark.slow
 

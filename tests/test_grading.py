@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from interp.data.grading import (
+from interp.text.grading import (
     extract_answer,
     extract_answer_with_method,
     grade,

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from interp.core.positions import PromptPositions, TokenMatch, TokenState, token_state
 from interp.interventions import (
     RED,
     AddVector,
@@ -15,7 +16,6 @@ from interp.interventions import (
     load_edits,
     save_edits,
 )
-from interp.positions import PromptPositions, TokenMatch, TokenState, token_state
 
 TOKENS = torch.tensor([[5, 6, 7, 8, 9, 10]])
 

@@ -4,9 +4,16 @@ passes the budget, then stop editing it; same tokens with and without the cache,
 import pytest
 import torch
 
-from interp.generation import GenerationError, generate
+from interp.core.positions import (
+    AllPositions,
+    Both,
+    PromptAndFirstGenerated,
+    TokenState,
+    token_state,
+)
+from interp.core.tokens import GenerationError
+from interp.decoding import generate
 from interp.interventions import RED, Edit, edits
-from interp.positions import AllPositions, Both, PromptAndFirstGenerated, TokenState, token_state
 
 PROMPTS = ["12+34=", "5+6=", "what is 7*8?", "99-1="]
 

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
+from interp.core.digit_answers import PushSweep, greedy_outcomes
+from interp.core.layer_skip import LayerSkipError, blocks_from, decoder_stack, forward_from_block
+from interp.core.positions import AllPositions, GeneratedPositions, PromptPositions
 from interp.data.arithmetic import addition_problems, digit_token_ids, encode_problems
 from interp.interventions import Edit, PushAlong
-from interp.layer_skip import LayerSkipError, blocks_from, decoder_stack, forward_from_block
-from interp.organism import load_adder
-from interp.positions import AllPositions, GeneratedPositions, PromptPositions
-from interp.teacher_forcing import PushSweep, greedy_outcomes
+from interp.models.adder import load_adder
 
 
 def _push_factory(model, block, direction, unit, rule):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from interp.generation import generate
+from interp.decoding import generate
 from interp.interventions import EditError
 from interp.interventions.lora import LoRA, LoRAError, linear_modules, load_lora, save_lora
 from interp.testing import tiny_model

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from interp.analyses import math_eval
-from interp.arms import Arm
 from interp.data.math_sets import MathProblem
 from interp.interventions import RED, Edit
+from interp.interventions.arms import Arm
 from interp.stats import wilson_interval
 
 PROBLEMS = [

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from interp.data import grading, math_prompts, math_sets
-from interp.data.grading import extract_answer, grade, parse_number
+from interp.data import math_prompts, math_sets
 from interp.data.math_prompts import (
     BOXED_INSTRUCTION,
     chat_prompt,
@@ -26,6 +25,7 @@ from interp.data.math_sets import (
     subset,
 )
 from interp.testing import char_tokenizer
+from interp.text.grading import extract_answer, grade, parse_number
 
 
 @pytest.fixture(scope="module")
@@ -229,8 +229,3 @@ def test_few_shot_never_shows_the_asked_question() -> None:
     with pytest.raises(ValueError, match="pool"):
         few_shot_exemplars(3, pool=pool, exclude="q1")
 
-
-def test_grading_module_is_reexported() -> None:
-    import interp.data as data
-
-    assert data.grade is grading.grade and data.load_gsm8k is load_gsm8k

@@ -10,7 +10,6 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-from interp import models, presets
 from interp.models import (
     MANIFEST_NAME,
     CacheRebuiltWarning,
@@ -18,8 +17,10 @@ from interp.models import (
     load_model,
     model_name,
     preset_folder,
+    presets,
 )
-from interp.presets import DEFAULT_MODEL, PRESETS, PackagePart, Preset
+from interp.models import loading as models
+from interp.models.presets import DEFAULT_MODEL, PRESETS, PackagePart, Preset
 from interp.testing import char_tokenizer
 
 SMOLLM2 = "smollm2-135m-instruct"
@@ -231,7 +232,7 @@ def test_missing_shipped_folder_says_how_to_build(monkeypatch):
 def test_adder4_preset_points_into_the_package():
     preset = PRESETS["adder4"]
     assert preset.kind == "shipped_folder"
-    assert preset.assets_path == Path(models.__file__).parent / "assets" / "adder4"
+    assert preset.assets_path == Path(models.__file__).parents[1] / "assets" / "adder4"
     assert "scripts/train_adder.py" in preset.missing_hint
 
 

@@ -8,17 +8,17 @@ import pytest
 import torch
 
 from interp.analyses import number_probe, perturbation, projection
+from interp.core.digit_answers import greedy_outcomes
 from interp.data.arithmetic import (
     ArithmeticDataError,
     addition_problems,
     digit_token_ids,
     encode_problems,
 )
-from interp.generation import generate
+from interp.decoding import generate
 from interp.interventions import Edit, EditError, PushAlong
-from interp.organism import load_adder
+from interp.models.adder import load_adder
 from interp.stats import crossing, threshold_with_ci, wilson_interval
-from interp.teacher_forcing import greedy_outcomes
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interp.organism import (
+from interp.models.adder import (
     ADDER_PROMPT,
     DEFAULT_ADDER_PATH,
     adder_tokenizer,

@@ -2,7 +2,7 @@
 
 import torch
 
-from interp.positions import (
+from interp.core.positions import (
     AllPositions,
     GeneratedPositions,
     InsideSpan,

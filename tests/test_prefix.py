@@ -3,15 +3,15 @@
 import pytest
 import torch
 
-from interp.interventions import AddVector, Edit, edits
-from interp.positions import (
+from interp.core.positions import (
     InsideSpan,
     PromptAndFirstGenerated,
     PromptPositions,
     TokenState,
     token_state,
 )
-from interp.prefix import run_on_shared_prefix, shared_prefix_length
+from interp.core.runner import run_on_shared_prefix, shared_prefix_length
+from interp.interventions import AddVector, Edit, edits
 
 SEQUENCES = [[5, 6, 7, 8, 9, 10], [5, 6, 7, 11], [5, 6, 7, 12, 13, 14, 15]]
 PROMPT_LENGTHS = [4, 4, 5]

@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from interp.analyses import prefix_swap
-from interp.arms import Arm
+from interp.core.kv_reuse import prefill_caches
+from interp.core.positions import PromptAndFirstGenerated
+from interp.core.tokens import GenerationError
 from interp.data.math_sets import MathProblem
-from interp.generation import GenerationError, generate
+from interp.decoding import generate
 from interp.interventions import RED, Edit
-from interp.kv_reuse import prefill_caches
-from interp.positions import PromptAndFirstGenerated
+from interp.interventions.arms import Arm
 
 PROBLEMS = [
     MathProblem(id=f"p{i}", question=f"what is {i} + {i * 3}?", answer=str(4 * i)) for i in range(5)

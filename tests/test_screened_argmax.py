@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from interp.screened_argmax import ScreenedUnembed
+from interp.core.screened_argmax import ScreenedUnembed
 
 
 def _head(vocab=5000, width=64, bias=True, seed=0):

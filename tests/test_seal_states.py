@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from interp.analyses import thought_states, thought_stats
-from interp.data.thoughts import CLASSES, Response, segment_response
-from interp.steering_vector import SteeringVector
+from interp.interventions.steering_vector import SteeringVector
+from interp.text.thoughts import CLASSES, Response, segment_response
 
 
 def _responses(tok):

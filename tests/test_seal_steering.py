@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from interp.analyses import steering
-from interp.data.thoughts import segment
-from interp.generation import generate
-from interp.steering_vector import SteeringVector
+from interp.decoding import generate
+from interp.interventions.steering_vector import SteeringVector
+from interp.text.thoughts import segment
 
 
 def _vector(model, layers=(1,)):

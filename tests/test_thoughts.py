@@ -2,7 +2,8 @@
 
 import pytest
 
-from interp.data.thoughts import (
+from interp.testing import char_tokenizer
+from interp.text.thoughts import (
     EXECUTION,
     REFLECTION,
     SEAL_KEYWORDS,
@@ -14,7 +15,6 @@ from interp.data.thoughts import (
     segment,
     segment_response,
 )
-from interp.testing import char_tokenizer
 
 # (thought, class): every phrase of both lists, both prefix rules, precedence, case, position.
 TABLE = [

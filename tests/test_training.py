@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
+from interp.core.positions import PromptAndFirstGenerated
 from interp.interventions import RED, DiReFT, Edit, EditError, LoReFT, edits
-from interp.positions import PromptAndFirstGenerated
 from interp.testing import tiny_model
 from interp.training import checkpoints
 from interp.training.data import EncodedPair, Pair, encode_pairs, load_pairs_jsonl, worked_answer
@@ -119,7 +119,7 @@ def test_training_positions_see_the_answer_as_generated(tiny):
     seen = {}
 
     def spy(activation, hook):
-        from interp.positions import current_state
+        from interp.core.positions import current_state
 
         state = current_state()
         seen["mask"] = rule.mask(state)

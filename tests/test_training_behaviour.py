@@ -4,7 +4,7 @@ format through a RED, and the bias-norm controllers act as documented."""
 import pytest
 
 from interp.interventions import RED, Edit
-from interp.organism import sample_problems
+from interp.models.adder import sample_problems
 from interp.training.data import Pair
 from interp.training.pid import BiasControl
 from interp.training.trainer import held_out_loss, train

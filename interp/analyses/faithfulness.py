@@ -14,7 +14,7 @@ question. Then
 
 Probes are held out by question (no question on both sides). The likelihood score is the share of
 (correct, incorrect) pairs of a triple in which the model gives the correct restatement the higher
-log-likelihood. `run` accepts an `interp.arms.Arm` in place of the model.
+log-likelihood. `run` accepts an `interp.interventions.arms.Arm` in place of the model.
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.analyses import faithfulness_plots
-from interp.analyses.faithfulness_plots import LAYER_METRICS
-from interp.analyses.faithfulness_readout import read_last_token
-from interp.arms import Arm, describe_edit
+from interp.core.positions import TokenState, token_state
 from interp.data.faithfulness import FaithfulnessTriple, gsm8k_triples, load_triples
-from interp.generation import generate
+from interp.decoding import generate
+from interp.figures import faithfulness as faithfulness_plots
+from interp.figures.faithfulness import LAYER_METRICS
 from interp.interventions import Edit, edits
+from interp.interventions.arms import Arm, describe_edit
 from interp.models import model_name
-from interp.positions import TokenState, token_state
 from interp.probes.logistic import DEFAULT_CS, fit_logistic_probes
+from interp.probes.readout import read_last_token
 from interp.results import Result
 
 PROMPT_FORMAT = "Q: {question}\nA:"
@@ -101,10 +101,6 @@ class FaithfulnessConfig:
 @dataclass
 class FaithfulnessResult(Result):
     config_class = FaithfulnessConfig
-
-    @property
-    def layers(self) -> list[int]:
-        return [int(x) for x in self.tensors["layers"]]
 
     @property
     def has_heads(self) -> bool:
@@ -358,10 +354,6 @@ class FaithfulnessComparison(Result):
     """Edited minus base: per-layer probe metrics, per-head accuracy, the likelihood score."""
 
     config_class = ComparisonConfig
-
-    @property
-    def layers(self) -> list[int]:
-        return [int(x) for x in self.tensors["layers"]]
 
     def figure(self):
         return faithfulness_plots.faithfulness_difference_figure(self)

@@ -5,7 +5,7 @@
     result.accuracy, result.accuracy_interval, result.mean_tokens
     result.tables["problems"][0]   # prompt, output, extracted answer, correct, tokens, hit the cap
 
-Decoding goes through `interp.generation.generate` (batched, KV cache, edits as hooks). With `out`,
+Decoding goes through `interp.decoding.loop.generate` (batched, KV cache, edits as hooks). With `out`,
 each finished batch is appended to `<out>.partial.jsonl` as it comes, so an interrupted run
 resumes where it stopped; the finished result is saved to `out` and a second call with the same
 config loads it instead of decoding again.
@@ -25,15 +25,16 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from tqdm.auto import tqdm
 
-from interp.arms import Arm, describe_edit
-from interp.data.grading import grade
 from interp.data.math_prompts import STOP_STRINGS, chat_prompt, few_shot_prompt, plain_prompt
 from interp.data.math_sets import MathProblem, load_gsm8k, load_jsonl, load_math500, subset
-from interp.generation import GenerationConfig, LogitProcessor, generate
+from interp.decoding import GenerationConfig, generate
+from interp.decoding.processors import LogitProcessor
+from interp.figures.common import TEMPLATE
+from interp.interventions.arms import Arm, describe_edit
 from interp.models import model_name
-from interp.plots import TEMPLATE
 from interp.results import Result, config_to_dict
 from interp.stats import wilson_interval
+from interp.text.grading import grade
 
 PROMPT_STYLES = ("chat", "plain", "few_shot")
 # Generation settings `run` accepts as keyword overrides (the rest of GenerationConfig is set here).

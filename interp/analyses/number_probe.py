@@ -42,10 +42,6 @@ class NumberProbeConfig:
 class NumberProbeResult(Result):
     config_class = NumberProbeConfig
 
-    @property
-    def layers(self) -> list[int]:
-        return [int(x) for x in self.tensors["layers"]]
-
     def _index(self, layer: int, position: str) -> tuple[int, int]:
         if position not in self.config.positions:
             raise ValueError(f"no probe at position {position!r}; probed: {self.config.positions}")
@@ -74,7 +70,7 @@ class NumberProbeResult(Result):
         return int(self.tensors["directions"].shape[-1])
 
     def figure(self):
-        from interp.plots import probe_quality_figure
+        from interp.figures.number import probe_quality_figure
 
         return probe_quality_figure(self)
 

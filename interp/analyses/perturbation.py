@@ -6,7 +6,7 @@
 
 Only problems the unedited model gets right are used, so every error is caused by the push.
 Exact greedy correctness comes from one teacher-forced forward per (problem, strength), batched
-(see `interp.teacher_forcing`); the direction of each error (answer larger or smaller) comes free.
+(see `interp.core.digit_answers`); the direction of each error (answer larger or smaller) comes free.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from interp.analyses.number_probe import NumberProbeResult
+from interp.core.digit_answers import PushSweep, greedy_outcomes
+from interp.core.positions import AllPositions, PositionRule
 from interp.data.arithmetic import (
     ArithmeticDataError,
     addition_problems,
@@ -27,10 +29,8 @@ from interp.data.arithmetic import (
 )
 from interp.interventions import Edit, EditError, PushAlong
 from interp.models import model_name
-from interp.positions import AllPositions, PositionRule
 from interp.results import Result
 from interp.stats import threshold_with_ci, wilson_interval
-from interp.teacher_forcing import PushSweep, greedy_outcomes
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,6 @@ class PerturbationConfig:
 class PerturbationResult(Result):
     config_class = PerturbationConfig
 
-    @property
-    def layers(self) -> list[int]:
-        return [int(x) for x in self.tensors["layers"]]
-
     def signed_strengths(self, layer: int | None = None) -> list[float]:
         """The push strengths run at `layer` (its grid, when strengths were bracketed per layer)."""
         return self.tensors["signed_strengths"][self._nearest(layer)].tolist()
@@ -82,7 +78,7 @@ class PerturbationResult(Result):
         return int(np.argmin([abs(measured - layer) for measured in self.layers]))
 
     def figure(self):
-        from interp.plots import error_curve_figure
+        from interp.figures.number import error_curve_figure
 
         return error_curve_figure(self)
 
@@ -189,7 +185,7 @@ def _pusher(model, probe, layer, rows, digit_ids, rule, config):
     """A function strengths -> greedy outcomes of `rows` under pushes along the probe at `layer`.
 
     With `config.layer_skip` the residual entering the layer is computed once and each strength
-    runs only the blocks from `layer` up (`interp.teacher_forcing.PushSweep`); otherwise every
+    runs only the blocks from `layer` up (`interp.core.digit_answers.PushSweep`); otherwise every
     strength is a full forward with the push hooked in. Both give the same outcomes (tested).
     """
     direction = probe.direction(layer, config.probe_position)

@@ -34,16 +34,17 @@ from plotly.subplots import make_subplots
 from tqdm.auto import tqdm
 
 from interp.analyses import math_eval
-from interp.arms import Arm, describe_edit
-from interp.data.grading import grade
+from interp.core.kv_reuse import RowCache, prefill_caches, stack_row_caches
+from interp.core.tokens import GenerationError, left_pad, pad_token_id
 from interp.data.math_sets import MathProblem, subset
-from interp.generation import GenerationError, generate, left_pad, pad_token_id
+from interp.decoding import generate
+from interp.figures.common import TEMPLATE, wilson_error_bars
 from interp.interventions import Edit
-from interp.kv_reuse import RowCache, prefill_caches, stack_row_caches
+from interp.interventions.arms import Arm, describe_edit
 from interp.models import model_name
-from interp.plots import TEMPLATE
 from interp.results import Result
 from interp.stats import wilson_interval
+from interp.text.grading import grade
 
 VARIANTS = ("donor_cache", "recompute")
 DEFAULT_KS = (0, 1, 4, 8, 16, 32, 64, 128)
@@ -93,12 +94,7 @@ class PrefixSwapResult(Result):
                 go.Scatter(
                     x=labels,
                     y=[r["accuracy"] for r in ordered],
-                    error_y=dict(
-                        type="data",
-                        symmetric=False,
-                        array=[r["high"] - r["accuracy"] for r in ordered],
-                        arrayminus=[r["accuracy"] - r["low"] for r in ordered],
-                    ),
+                    error_y=wilson_error_bars(ordered, "accuracy", "low", "high"),
                     mode="lines+markers",
                     line_dash=dash,
                     name=_VARIANT_LABELS.get(variant, variant),

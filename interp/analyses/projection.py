@@ -17,11 +17,11 @@ import torch
 
 from interp.analyses.number_probe import NumberProbeResult
 from interp.analyses.perturbation import PerturbationResult
+from interp.core.positions import TokenState, token_state
+from interp.core.tokens import encode_prompts, left_pad, pad_token_id
 from interp.data.arithmetic import addition_problems, default_style, encode_problems
-from interp.generation import encode_prompts, left_pad, pad_token_id
 from interp.interventions import Edit, EditError, edits
 from interp.models import model_name
-from interp.positions import TokenState, token_state
 from interp.results import Result
 
 
@@ -40,10 +40,6 @@ class ProjectionConfig:
 class ProjectionResult(Result):
     config_class = ProjectionConfig
 
-    @property
-    def layers(self) -> list[int]:
-        return [int(x) for x in self.tensors["layers"]]
-
     def projections(self, layer: int) -> torch.Tensor:
         """Projections (probe units) of every real token's change at `layer`."""
         return self.tensors["projections"][self.layers.index(layer)]
@@ -52,7 +48,7 @@ class ProjectionResult(Result):
         return {int(k): v for k, v in zip(self.layers, self.tensors["share_beyond"].tolist())}
 
     def figure(self):
-        from interp.plots import projection_histogram_figure
+        from interp.figures.number import projection_histogram_figure
 
         return projection_histogram_figure(self)
 

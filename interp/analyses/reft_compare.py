@@ -35,11 +35,11 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from interp.core.positions import AllPositions, PositionRule, PromptAndFirstGenerated
+from interp.figures.common import TEMPLATE, wilson_error_bars
 from interp.interventions import RED, Edit, LoReFT
 from interp.interventions.lora import LoRA
 from interp.models import model_name
-from interp.plots import TEMPLATE
-from interp.positions import AllPositions, PositionRule, PromptAndFirstGenerated
 from interp.results import Result, write_json_atomic
 from interp.training import checkpoints
 from interp.training.data import encode_pairs, gsm8k_pairs
@@ -142,12 +142,7 @@ class ReftCompareResult(Result):
             go.Bar(
                 x=names,
                 y=[r["accuracy"] for r in rows],
-                error_y=dict(
-                    type="data",
-                    symmetric=False,
-                    array=[r["accuracy_high"] - r["accuracy"] for r in rows],
-                    arrayminus=[r["accuracy"] - r["accuracy_low"] for r in rows],
-                ),
+                error_y=wilson_error_bars(rows, "accuracy", "accuracy_low", "accuracy_high"),
                 showlegend=False,
             ),
             1,
@@ -394,7 +389,7 @@ def _projections(model, trained: dict[str, Any], probe_dir) -> dict[str, dict[st
 
 def bias_trajectories_figure(out: str | os.PathLike = "runs/reft_compare"):
     """The bias-norm trajectories of the prefix arms (no control, reference PID, penalty PID)."""
-    from interp.training.figures import bias_control_figure
+    from interp.figures.training import bias_control_figure
 
     out = Path(out)
     names = {

@@ -29,8 +29,13 @@ from typing import Any
 from interp.analyses import math_eval
 from interp.analyses.thought_states import ThoughtStatesResult
 from interp.analyses.thought_stats import keyword_fields, response_row
+from interp.core.positions import boundary_tokens
 from interp.data.math_sets import MathProblem
-from interp.data.thoughts import (
+from interp.decoding.processors import TokenPenalty
+from interp.interventions.steering_vector import VARIANTS, SteeringVector
+from interp.models import model_name
+from interp.results import Result
+from interp.text.thoughts import (
     CLASSES,
     SEAL_KEYWORDS,
     KeywordFields,
@@ -39,11 +44,6 @@ from interp.data.thoughts import (
     resolve_span,
     segment_response,
 )
-from interp.generation import TokenPenalty
-from interp.models import model_name
-from interp.positions import boundary_tokens
-from interp.results import Result
-from interp.steering_vector import VARIANTS, SteeringVector
 
 GRIDS = ("cross", "full")
 DEFAULT_PENALTY_STRINGS = ("Wait", "Alternatively")
@@ -320,7 +320,7 @@ def steering_figure(result: SteeringResult):
     the main alpha; base and logits penalty as horizontal references."""
     from plotly.subplots import make_subplots
 
-    from interp.plots import TEMPLATE
+    from interp.figures.common import TEMPLATE
 
     c = result.config
     rows = result.tables["arms"]
@@ -385,14 +385,11 @@ def _trace(points: list[dict], x: str, y: str, name: str, colour: str):
     """Steered arms as a line; accuracy with its 95% Wilson interval."""
     import plotly.graph_objects as go
 
+    from interp.figures.common import wilson_error_bars
+
     error_y = None
     if y == "accuracy":
-        error_y = dict(
-            type="data",
-            symmetric=False,
-            array=[p["accuracy_high"] - p["accuracy"] for p in points],
-            arrayminus=[p["accuracy"] - p["accuracy_low"] for p in points],
-        )
+        error_y = wilson_error_bars(points, "accuracy", "accuracy_low", "accuracy_high")
     return go.Scatter(
         x=[p[x] for p in points],
         y=[p[y] for p in points],

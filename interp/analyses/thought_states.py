@@ -33,7 +33,14 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.analyses.thought_stats import keyword_fields
-from interp.data.thoughts import (
+from interp.core.layer_skip import stop_after_block
+from interp.core.positions import boundary_tokens
+from interp.core.tokens import left_pad, pad_token_id
+from interp.interventions import check_hook
+from interp.interventions.steering_vector import SITE, VARIANTS, SteeringVector
+from interp.models import model_name
+from interp.results import Result
+from interp.text.thoughts import (
     CLASSES,
     EXECUTION,
     SEAL_KEYWORDS,
@@ -43,13 +50,6 @@ from interp.data.thoughts import (
     resolve_span,
     segment_response,
 )
-from interp.generation import left_pad, pad_token_id
-from interp.interventions import check_hook
-from interp.layer_skip import stop_after_block
-from interp.models import model_name
-from interp.positions import boundary_tokens
-from interp.results import Result
-from interp.steering_vector import SITE, VARIANTS, SteeringVector
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,6 @@ class ThoughtStatesConfig(KeywordFields):
 @dataclass
 class ThoughtStatesResult(Result):
     config_class = ThoughtStatesConfig
-
-    @property
-    def layers(self) -> list[int]:
-        return [int(x) for x in self.tensors["layers"]]
 
     @property
     def counts(self) -> dict[str, int]:
@@ -520,7 +516,7 @@ def thought_states_figure(result: ThoughtStatesResult):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from interp.plots import TEMPLATE
+    from interp.figures.common import TEMPLATE
 
     tsne_layers = [int(x) for x in result.tensors["tsne_layers"]]
     cols = min(3, max(1, len(tsne_layers)))

@@ -4,7 +4,7 @@
     stats.figure()                     # thoughts and tokens per response, by class and group
     stats.tables["by_correct"]         # per class: thoughts, tokens, per response, share
 
-Responses are split at blank-line boundaries and classified by keywords (`interp.data.thoughts`).
+Responses are split at blank-line boundaries and classified by keywords (`interp.text.thoughts`).
 Counts are split by whether the final answer was right and by difficulty (MATH500 level; other
 sets form one group each, e.g. "gsm8k"). Tokens of a thought exclude its boundary token.
 """
@@ -15,7 +15,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from interp.data.thoughts import (
+from interp.core.positions import boundary_tokens
+from interp.models import model_name
+from interp.results import Result
+from interp.text.thoughts import (
     CLASSES,
     SEAL_KEYWORDS,
     KeywordFields,
@@ -25,9 +28,6 @@ from interp.data.thoughts import (
     resolve_span,
     segment_response,
 )
-from interp.models import model_name
-from interp.positions import boundary_tokens
-from interp.results import Result
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def thought_stats_figure(result: ThoughtStatsResult):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from interp.plots import TEMPLATE
+    from interp.figures.common import TEMPLATE
 
     fig = make_subplots(
         rows=2,

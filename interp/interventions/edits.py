@@ -19,8 +19,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.core.positions import AllPositions, PositionRule, TokenState, current_state
 from interp.interventions.functions import EditFunction
-from interp.positions import AllPositions, PositionRule, TokenState, current_state
 
 
 class EditError(ValueError):
@@ -122,8 +122,8 @@ def _make_hook(edit: Edit):
             if edit.positions.needs_tokens:
                 raise EditError(
                     f"the position rule {edit.positions.to_dict()['kind']!r} needs the token ids: "
-                    f"decode with interp.generation.generate, or run the forward inside "
-                    f"`with interp.positions.token_state(TokenState.for_tokens(tokens)):`"
+                    f"decode with interp.decoding.loop.generate, or run the forward inside "
+                    f"`with interp.core.positions.token_state(TokenState.for_tokens(tokens)):`"
                 )
             state = _default_state(activation)
         n_chunk = state.tokens.shape[1] - state.chunk_start

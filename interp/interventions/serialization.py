@@ -16,9 +16,9 @@ from typing import Any
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from interp.core.positions import PositionRule
 from interp.interventions.edits import Edit, EditError, check_edit
 from interp.interventions.functions import EDIT_FUNCTIONS
-from interp.positions import PositionRule
 from interp.results import atomic_directory
 
 FORMAT_VERSION = 1

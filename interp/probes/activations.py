@@ -14,8 +14,8 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.runner import run_on_shared_prefix
 from interp.interventions import Edit, check_hook
-from interp.prefix import run_on_shared_prefix
 
 
 def layer_hooks(model, layers: Sequence[int] | None, site: str = "hook_resid_post") -> list[str]:
@@ -41,7 +41,7 @@ def activations_at(
     """Activations at `hooks` for each sequence at its `positions` (indices into the unpadded sequence).
 
     Every sequence must ask for the same number of positions. A prefix shared by all sequences
-    runs once (see `interp.prefix`); only positions after it are read, so the prefix stops before
+    runs once (see `interp.core.runner`); only positions after it are read, so the prefix stops before
     the earliest requested position.
     """
     if len(sequences) == 0:

@@ -30,12 +30,12 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.generation import pad_token_id
+from interp.core.positions import TokenState, token_state
+from interp.core.tokens import pad_token_id
 from interp.interventions import Edit, edits
 from interp.interventions.functions import RED
 from interp.interventions.lora import LoRA
 from interp.models import model_name
-from interp.positions import TokenState, token_state
 from interp.results import Result
 from interp.training.data import EncodedPair, Pair, encode_pairs
 from interp.training.masks import (
@@ -93,7 +93,7 @@ class TrainResult(Result):
         return self.tables["history"]
 
     def figure(self):
-        from interp.training.figures import training_figure
+        from interp.figures.training import training_figure
 
         return training_figure(self)
 

@@ -16,8 +16,8 @@ CELLS = [
     new_code_cell(
         "import interp\n"
         "from interp.analyses import faithfulness\n"
-        "from interp.analyses.cli_commands import random_red_edits\n"
-        "from interp.arms import Arm\n\n"
+        "from interp.interventions.random_red import random_red_edits\n"
+        "from interp.interventions.arms import Arm\n\n"
         "MODEL, N_TRIPLES, LAYERS, HEADS = 'smollm2-135m-instruct', 16, (4, 8, 12, 16), True\n"
         "# two facts per question, questions of at most 56 prompt tokens (fast for CI)\n"
         "SETTINGS = dict(n_triples=N_TRIPLES, facts_per_question=2, max_prompt_tokens=56,\n"

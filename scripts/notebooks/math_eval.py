@@ -13,15 +13,15 @@ CELLS = [
     new_code_cell(
         "import interp\n"
         "from interp.analyses import math_eval, prefix_swap\n"
-        "from interp.analyses.cli_commands import random_red_edits\n"
-        "from interp.arms import Arm\n\n"
+        "from interp.interventions.random_red import random_red_edits\n"
+        "from interp.interventions.arms import Arm\n\n"
         "MODEL, N, MAX_NEW = 'smollm2-135m-instruct', 3, 32\n"
         "model = interp.load_model(MODEL)"
     ),
     new_markdown_cell(
         "## 1. GSM8K accuracy\n"
         "A seeded subset of the test split, SEAL's chat prompt (answer in `\\boxed{}`), greedy "
-        "decoding through `interp.generation.generate`, graded by the last `\\boxed{}` / `####` / "
+        "decoding through `interp.decoding.loop.generate`, graded by the last `\\boxed{}` / `####` / "
         "final number with numeric and symbolic equivalence."
     ),
     new_code_cell(

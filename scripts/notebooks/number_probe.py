@@ -13,7 +13,7 @@ CELLS = [
         "import interp\n"
         "from interp.analyses import number_probe, perturbation, projection\n"
         "from interp.interventions import RED, Edit\n"
-        "from interp.plots import combined_figure\n\n"
+        "from interp.figures.number import combined_figure\n\n"
         "MODEL, STYLE = 'adder4', 'compact'\n"
         "model = interp.load_model(MODEL)\n"
         "model.cfg.n_layers, model.cfg.d_model"

@@ -30,7 +30,7 @@ def decoder_stack(model) -> nn.Module:
     if not isinstance(getattr(inner, "layers", None), nn.ModuleList):
         raise LayerSkipError(
             f"{type(model).__name__} has no Hugging Face decoder stack at original_model.model.layers; "
-            f"run full forwards instead (interp.teacher_forcing.greedy_outcomes)"
+            f"run full forwards instead (interp.core.digit_answers.greedy_outcomes)"
         )
     return inner
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from interp.positions import (
+from interp.core.positions import (
     GeneratedPositions,
     InsideSpan,
     PositionRule,

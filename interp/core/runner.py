@@ -4,7 +4,7 @@ The prefix runs once, at batch size one, with the edits active; its KV cache is 
 batch and each sequence's own tokens run on top of it. The layout is [prefix | padding | own
 tokens]: padding sits in the middle, masked out, and positions are counted from the mask, so each
 row computes exactly what it would alone. Position rules count real tokens (see
-`interp.positions.TokenState`), so edits land where they would without the shared prefix.
+`interp.core.positions.TokenState`), so edits land where they would without the shared prefix.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.generation import left_pad, pad_token_id
+from interp.core.positions import TokenState, token_state
+from interp.core.tokens import left_pad, pad_token_id
 from interp.interventions import Edit, edits
-from interp.positions import TokenState, token_state
 
 
 def shared_prefix_length(sequences: Sequence[Sequence[int]], limit: int | None = None) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from interp.analyses.cli_commands import _ints, random_red_edits
-from interp.cli import add_model_arguments, command, load_from_args
-from interp.plots import save_figure
+from interp.cli.common import add_model_arguments, command, ints, load_from_args
+from interp.figures.common import save_figure
+from interp.interventions.random_red import random_red_edits
 
 
 def _edit_arguments(parser: argparse.ArgumentParser, prefix: str, what: str) -> None:
@@ -24,8 +24,8 @@ def _edit_arguments(parser: argparse.ArgumentParser, prefix: str, what: str) -> 
 
 def _arm(model, checkpoint: str | None, red_norm: float | None, seed: int):
     """The model with a checkpoint's edits, a random RED, or nothing; named after what it carries."""
-    from interp.arms import Arm
     from interp.interventions import load_edits
+    from interp.interventions.arms import Arm
 
     if checkpoint:
         return Arm(Path(checkpoint).name, model, tuple(load_edits(checkpoint, model)))
@@ -125,7 +125,7 @@ def math_eval_command(args: argparse.Namespace) -> None:
 
 def _prefix_swap_arguments(parser: argparse.ArgumentParser) -> None:
     _common_arguments(parser)
-    parser.add_argument("--ks", type=_ints, default=(0, 1, 4, 8, 16, 32, 64, 128))
+    parser.add_argument("--ks", type=ints, default=(0, 1, 4, 8, 16, 32, 64, 128))
     parser.add_argument(
         "--variants", default="donor_cache,recompute", help="donor_cache and/or recompute"
     )

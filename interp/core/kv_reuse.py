@@ -14,15 +14,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from interp.generation import (
+from interp.core.positions import TokenState, token_state
+from interp.core.tokens import (
     GenerationError,
-    _check_continuation,
+    check_continuation,
     encode_prompts,
     left_pad,
     pad_token_id,
 )
 from interp.interventions import Edit, edits
-from interp.positions import TokenState, token_state
 
 
 @dataclass
@@ -61,7 +61,7 @@ def prefill_caches(
     exactly as the decoding loop would have seen it.
     """
     encoded = encode_prompts(model, sequences)
-    lengths = _check_continuation(encoded, prompt_lengths, None, None)
+    lengths = check_continuation(encoded, prompt_lengths, None)
     device = next(model.parameters()).device
     rows: list[RowCache] = []
     with edits(model, edit_list), torch.no_grad():

@@ -1,31 +1,14 @@
-"""Plotly figures shared by the analyses; each is built from a result's data, never from pixels."""
+"""Figures of the number line: probe quality by layer, error rate against push, x*, projections."""
 
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-TEMPLATE = "simple_white"
-
-
-def save_figure(figure: go.Figure, path: str | os.PathLike | None) -> None:
-    """Write `path` as PNG and the interactive HTML beside it; PNG export needs kaleido and a
-    Chromium, so where they are missing only the HTML is written (and a line says why)."""
-    if not path:
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.write_html(path.with_suffix(".html"), include_plotlyjs="cdn")
-    try:
-        figure.write_image(path, width=1000, height=figure.layout.height or 600, scale=2)
-        print(f"wrote {path}")
-    except Exception as error:
-        print(f"(no PNG for {path.name}, only its HTML: {error})")
+from interp.figures.common import TEMPLATE, wilson_error_bars
 
 
 def probe_quality_figure(result) -> go.Figure:
@@ -53,12 +36,7 @@ def _error_rate_trace(rows: list[dict], name: str, **style) -> go.Scatter:
     return go.Scatter(
         x=[r["strength"] for r in rows],
         y=[r["error_rate"] for r in rows],
-        error_y=dict(
-            type="data",
-            symmetric=False,
-            array=[r["error_high"] - r["error_rate"] for r in rows],
-            arrayminus=[r["error_rate"] - r["error_low"] for r in rows],
-        ),
+        error_y=wilson_error_bars(rows, "error_rate", "error_low", "error_high"),
         mode="lines+markers",
         name=name,
         **style,

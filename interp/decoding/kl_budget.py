@@ -13,8 +13,8 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from interp.generation import GenerationError
-from interp.positions import TokenState, current_state, token_state
+from interp.core.positions import TokenState, current_state, token_state
+from interp.core.tokens import GenerationError
 
 _NO_LIMIT = 2**62
 

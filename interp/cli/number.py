@@ -1,4 +1,4 @@
-"""Subcommands of `python -m interp` for the analyses (each registers itself with `interp.cli`)."""
+"""`python -m interp number-probe`: probes, the push sweep (x*), and where an edit lands."""
 
 from __future__ import annotations
 
@@ -6,47 +6,23 @@ import argparse
 import json
 from pathlib import Path
 
-from interp.cli import add_model_arguments, command, load_from_args
-from interp.plots import save_figure
-from interp.results import write_json_atomic
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(",") if x.strip())
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(x) for x in text.split(",") if x.strip())
-
-
-def cached_or_run(directory: Path, result_class, config, compute, resume: bool):
-    """Load a finished result from `directory` if it ran with the same config; else compute and save."""
-    if resume and (directory / "meta.json").exists():
-        try:
-            saved = result_class.load(directory)
-        except (ValueError, OSError) as error:
-            print(f"[resume] ignoring {directory}: {error}")
-        else:
-            if saved.config == config:
-                print(f"[resume] {directory} already holds this result; reusing it")
-                return saved
-    result = compute()
-    result.save(directory)
-    print(f"wrote {directory}")
-    return result
+from interp.cli.common import add_model_arguments, command, floats, ints, load_from_args
+from interp.figures.common import save_figure
+from interp.interventions.random_red import random_red_edits
+from interp.results import reuse_or_run, write_json_atomic
 
 
 def _number_probe_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--out", default="runs/number_probe", help="output folder")
     parser.add_argument("--n-problems", type=int, default=2000, help="probe training prompts")
-    parser.add_argument("--probe-digits", type=_ints, default=(1, 2, 3, 4))
+    parser.add_argument("--probe-digits", type=ints, default=(1, 2, 3, 4))
     parser.add_argument(
         "--style", default=None, help="numprobe | chat | compact (default: by model)"
     )
-    parser.add_argument("--layers", type=_ints, default=None, help="push layers, e.g. 6,12")
+    parser.add_argument("--layers", type=ints, default=None, help="push layers, e.g. 6,12")
     parser.add_argument(
-        "--strengths", type=_floats, default=None, help="push magnitudes (probe units)"
+        "--strengths", type=floats, default=None, help="push magnitudes (probe units)"
     )
     parser.add_argument("--digits", type=int, default=4, help="digits of the sums in the sweep")
     parser.add_argument("--sweep-problems", type=int, default=300)
@@ -68,8 +44,8 @@ def _number_probe_arguments(parser: argparse.ArgumentParser) -> None:
 )
 def number_probe_command(args: argparse.Namespace) -> None:
     from interp.analyses import number_probe, perturbation, projection
+    from interp.figures.number import combined_figure
     from interp.interventions import load_edits
-    from interp.plots import combined_figure
 
     model = load_from_args(args)
     out = Path(args.out)
@@ -81,7 +57,7 @@ def number_probe_command(args: argparse.Namespace) -> None:
         seed=args.seed,
         batch_size=args.batch_size,
     )
-    probe = cached_or_run(
+    probe = reuse_or_run(
         out / "probe",
         number_probe.NumberProbeResult,
         probe_config,
@@ -100,7 +76,7 @@ def number_probe_command(args: argparse.Namespace) -> None:
     if args.strengths:
         sweep_overrides["strengths"] = args.strengths
     sweep_config = perturbation.PerturbationConfig(**sweep_overrides)
-    sweep = cached_or_run(
+    sweep = reuse_or_run(
         out / "sweep",
         perturbation.PerturbationResult,
         sweep_config,
@@ -116,7 +92,7 @@ def number_probe_command(args: argparse.Namespace) -> None:
         digits=args.digits, seed=args.seed + 2, edit_description=description
     )
     projection_config = projection.ProjectionConfig(**projection_overrides)
-    proj = cached_or_run(
+    proj = reuse_or_run(
         out / "projection",
         projection.ProjectionResult,
         projection_config,
@@ -146,19 +122,6 @@ def number_probe_command(args: argparse.Namespace) -> None:
         f"unedited model gets right ({effect['broken_rate']:.1%}, 95% CI {effect['broken_low']:.1%}.."
         f"{effect['broken_high']:.1%})"
     )
-
-
-def random_red_edits(model, bias_norm: float, seed: int = 0):
-    """An untrained stand-in for a RED fine-tune: a random bias of fixed norm at every MLP output."""
-    from interp.interventions import RED, Edit
-
-    return [
-        Edit(
-            f"blocks.{layer}.hook_mlp_out",
-            RED.random(model.cfg.d_model, bias_norm, seed=seed + layer),
-        )
-        for layer in range(model.cfg.n_layers)
-    ]
 
 
 def _print_summary(probe, sweep, proj) -> None:

@@ -21,7 +21,7 @@ ADDER_PROMPT = "{a}+{b}="
 ADDER_NAME = "adder4"
 ADDER_CHARACTERS = list("0123456789+= \n")
 ADDER_SPECIAL_TOKENS = ["<pad>", "<eos>"]
-DEFAULT_ADDER_PATH = Path(__file__).resolve().parent / "assets" / ADDER_NAME
+DEFAULT_ADDER_PATH = Path(__file__).resolve().parents[1] / "assets" / ADDER_NAME
 
 
 def adder_tokenizer() -> PreTrainedTokenizerFast:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from interp.analyses.cli_commands import _ints, cached_or_run, random_red_edits
-from interp.cli import add_model_arguments, command, load_from_args
-from interp.plots import save_figure
+from interp.cli.common import add_model_arguments, command, ints, load_from_args
+from interp.figures.common import save_figure
+from interp.interventions.random_red import random_red_edits
+from interp.results import reuse_or_run
 
 
 def _faithfulness_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +26,7 @@ def _faithfulness_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-prompt-tokens", type=int, default=None, help="use only questions this short"
     )
-    parser.add_argument("--layers", type=_ints, default=None, help="layers to probe, e.g. 0,6,12")
+    parser.add_argument("--layers", type=ints, default=None, help="layers to probe, e.g. 0,6,12")
     parser.add_argument(
         "--heads", action="store_true", help="also a probe per attention head (hook_z)"
     )
@@ -54,8 +55,8 @@ def _faithfulness_arguments(parser: argparse.ArgumentParser) -> None:
 )
 def faithfulness_command(args: argparse.Namespace) -> None:
     from interp.analyses import faithfulness
-    from interp.arms import Arm
     from interp.interventions import load_edits, read_checkpoint_config
+    from interp.interventions.arms import Arm
 
     if args.edit:
         read_checkpoint_config(args.edit)  # a wrong path fails before the model loads
@@ -91,7 +92,7 @@ def faithfulness_command(args: argparse.Namespace) -> None:
             edit_description="none" if arm.is_plain else description,
         )
         reference = results.get("base")
-        results[arm.name] = cached_or_run(
+        results[arm.name] = reuse_or_run(
             out / arm.name,
             faithfulness.FaithfulnessResult,
             config,
@@ -121,7 +122,7 @@ def faithfulness_command(args: argparse.Namespace) -> None:
                 max_new_tokens=args.trace_tokens,
                 arm=arm.name,
             )
-            trace = cached_or_run(
+            trace = reuse_or_run(
                 out / f"trace_{arm.name}",
                 faithfulness.TokenTrace,
                 trace_config,

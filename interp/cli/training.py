@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from interp.analyses.cli_commands import _ints
-from interp.cli import add_model_arguments, command, load_from_args
-from interp.plots import save_figure
+from interp.cli.common import add_model_arguments, command, ints, load_from_args
+from interp.figures.common import save_figure
 
 EDIT_KINDS = ("red", "loreft", "direft", "lora")
 
@@ -26,7 +25,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         help="hook inside each block (default: red mlp.hook_pre_linear, loreft/direft "
         "hook_resid_post)",
     )
-    parser.add_argument("--layers", type=_ints, default=None, help="e.g. 0,4,8 (default: all)")
+    parser.add_argument("--layers", type=ints, default=None, help="e.g. 0,4,8 (default: all)")
     parser.add_argument("--rank", type=int, default=4, help="LoReFT/DiReFT/LoRA rank")
     parser.add_argument("--lora-modules", type=_strings, default=("q_proj", "v_proj"))
     parser.add_argument("--data", default="gsm8k", help="'gsm8k' (train split) or a JSONL path")
@@ -67,9 +66,9 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     "train", "train an edit (RED, LoReFT, DiReFT) or a LoRA on a frozen model", _train_arguments
 )
 def train_command(args: argparse.Namespace) -> None:
+    from interp.core.positions import AllPositions, PromptAndFirstGenerated
     from interp.interventions import RED, DiReFT, Edit, LoReFT
     from interp.interventions.lora import LoRA
-    from interp.positions import AllPositions, PromptAndFirstGenerated
     from interp.training import checkpoints
     from interp.training.data import gsm8k_pairs, load_pairs_jsonl
     from interp.training.pid import BiasControl
@@ -266,9 +265,9 @@ def _pid_compare_arguments(parser: argparse.ArgumentParser) -> None:
     _pid_compare_arguments,
 )
 def pid_compare_command(args: argparse.Namespace) -> None:
+    from interp.figures.training import bias_control_figure
     from interp.training.data import gsm8k_pairs
-    from interp.training.figures import bias_control_figure
-    from interp.training.forms import adder_suffix_pairs, compare_forms, summary_rows
+    from interp.training.pid_comparison import adder_suffix_pairs, compare_forms, summary_rows
 
     model = load_from_args(args)
     toy = args.model == "adder4"

@@ -9,26 +9,29 @@ Hugging Face `generate` token for token.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.kv_reuse import RowCache, stack_row_caches
+from interp.core.positions import TokenState, token_state
+from interp.core.tokens import (
+    GenerationError,
+    check_continuation,
+    context_length,
+    encode_prompts,
+    eos_token_ids,
+    left_pad,
+    pad_token_id,
+)
+from interp.decoding.kl_budget import KLBudgetForward
+from interp.decoding.processors import LogitProcessor
 from interp.interventions import Edit, edits
-from interp.positions import TokenState, token_state
-
-if TYPE_CHECKING:
-    from interp.kv_reuse import RowCache
-
-LogitProcessor = Callable[[Float[Tensor, "batch vocab"], TokenState], Float[Tensor, "batch vocab"]]
-
-
-class GenerationError(ValueError):
-    """Bad input to the decoding loop; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -69,91 +72,6 @@ class Generation:
         return [len(t) for t in self.tokens]
 
 
-@dataclass
-class TokenPenalty:
-    """Add `value` to the logits of `token_ids` (the logits-penalty baseline of SEAL)."""
-
-    token_ids: tuple[int, ...]
-    value: float = -3.0
-
-    @classmethod
-    def containing(cls, tokenizer, strings: Sequence[str], value: float = -3.0) -> TokenPenalty:
-        """Penalise every vocabulary token whose text contains one of `strings`."""
-        ids = tuple(
-            i for i in range(len(tokenizer)) if any(s in tokenizer.decode([i]) for s in strings)
-        )
-        if not ids:
-            raise GenerationError(f"no token of this vocabulary contains any of {list(strings)!r}")
-        return cls(ids, value)
-
-    def __call__(self, logits: Float[Tensor, "batch vocab"], state: TokenState) -> Tensor:
-        logits = logits.clone()
-        logits[:, list(self.token_ids)] += self.value
-        return logits
-
-
-def eos_token_ids(model) -> set[int]:
-    """The ids that end a sequence: the tokenizer's eos and the model's generation config's."""
-    ids: set[int] = set()
-    tokenizer = model.tokenizer
-    if tokenizer is not None and tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    generation_config = getattr(getattr(model, "original_model", None), "generation_config", None)
-    configured = getattr(generation_config, "eos_token_id", None)
-    if isinstance(configured, int):
-        ids.add(configured)
-    elif configured:
-        ids.update(int(i) for i in configured)
-    return ids
-
-
-def encode_prompts(model, prompts: Sequence[str] | Sequence[Sequence[int]]) -> list[list[int]]:
-    """Token ids for each prompt; strings are tokenized without added special tokens."""
-    if len(prompts) == 0:
-        raise GenerationError("no prompts given")
-    encoded = []
-    for prompt in prompts:
-        if isinstance(prompt, str):
-            if model.tokenizer is None:
-                raise GenerationError(
-                    "this model has no tokenizer: pass token ids, or load it with a tokenizer"
-                )
-            ids = model.tokenizer.encode(prompt, add_special_tokens=False)
-        else:
-            ids = [int(t) for t in prompt]
-        if not ids:
-            raise GenerationError("an empty prompt cannot be decoded from; give at least one token")
-        encoded.append(ids)
-    return encoded
-
-
-def left_pad(
-    sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"
-) -> tuple[Int[Tensor, "batch total"], Int[Tensor, "batch total"]]:
-    """Stack token lists into a left-padded batch and its attention mask."""
-    length = max(len(s) for s in sequences)
-    tokens = torch.full((len(sequences), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), length), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        if seq:
-            tokens[row, length - len(seq) :] = torch.tensor(list(seq))
-            mask[row, length - len(seq) :] = 1
-    return tokens.to(device), mask.to(device)
-
-
-def pad_token_id(model) -> int:
-    tokenizer = model.tokenizer
-    if tokenizer is not None and tokenizer.pad_token_id is not None:
-        return int(tokenizer.pad_token_id)
-    if tokenizer is not None and tokenizer.eos_token_id is not None:
-        return int(tokenizer.eos_token_id)
-    return 0
-
-
-def context_length(model) -> int:
-    return int(model.cfg.n_ctx)
-
-
 def generate(
     model,
     prompts: Sequence[str] | Sequence[Sequence[int]],
@@ -180,13 +98,11 @@ def generate(
     if config.max_new_tokens < 1:
         raise GenerationError("max_new_tokens must be at least 1")
     encoded = encode_prompts(model, prompts)
-    lengths = _check_continuation(encoded, prompt_lengths, caches, config)
+    lengths = check_continuation(encoded, prompt_lengths, caches, config.use_cache)
     if config.kl_budget is not None and caches is not None:
         raise GenerationError(
             "kl_budget cannot be combined with initial caches; use one or the other"
         )
-    if caches is not None:
-        from interp.kv_reuse import stack_row_caches  # imports this module
     limit = context_length(model)
     for index, ids in enumerate(encoded):
         if len(ids) + config.max_new_tokens > limit:
@@ -258,8 +174,6 @@ def _decode_batch(
     past = initial_cache
     budget = None
     if config.kl_budget is not None:
-        from interp.kl_budget import KLBudgetForward  # imports this module
-
         budget = KLBudgetForward(model, config.kl_budget, batch)
     forward = model if budget is None else budget
 
@@ -361,34 +275,3 @@ def _hit_stop_string(model, generated: list[int], stop_strings: tuple[str, ...])
     """Whether the text of the last few tokens contains a stop string."""
     tail = model.tokenizer.decode(generated[-16:])
     return any(s in tail for s in stop_strings)
-
-
-def _check_continuation(
-    encoded: list[list[int]],
-    prompt_lengths: Sequence[int] | None,
-    caches: Sequence[RowCache] | None,
-    config: GenerationConfig | None,
-) -> list[int] | None:
-    """Validate forced prefixes and initial caches against the encoded prompts."""
-    if prompt_lengths is not None:
-        if len(prompt_lengths) != len(encoded):
-            raise GenerationError(
-                f"{len(prompt_lengths)} prompt_lengths for {len(encoded)} prompts; give one each"
-            )
-        for index, (n, ids) in enumerate(zip(prompt_lengths, encoded, strict=True)):
-            if not 1 <= n <= len(ids):
-                raise GenerationError(
-                    f"prompt_lengths[{index}]={n} must be between 1 and the {len(ids)} tokens given"
-                )
-    if caches is not None:
-        if config is not None and not config.use_cache:
-            raise GenerationError("initial caches need use_cache=True")
-        if len(caches) != len(encoded):
-            raise GenerationError(f"{len(caches)} caches for {len(encoded)} prompts; give one each")
-        for index, (cache, ids) in enumerate(zip(caches, encoded, strict=True)):
-            if cache.length != len(ids) - 1:
-                raise GenerationError(
-                    f"cache {index} covers {cache.length} positions; it must cover all but the "
-                    f"last of the {len(ids)} tokens given (crop it with RowCache.crop)"
-                )
-    return None if prompt_lengths is None else list(prompt_lengths)

@@ -22,7 +22,7 @@ from interp.training.trainer import TrainResult, held_out_loss, train
 
 def adder_suffix_pairs(n: int, seed: int) -> list[Pair]:
     """Four-digit sums whose answers end in '=' (a format the toy adder was never trained on)."""
-    from interp.organism import adder_prompt, sample_problems
+    from interp.models.adder import adder_prompt, sample_problems
 
     return [Pair(adder_prompt(a, b), f"{a + b}=") for a, b in sample_problems(n, seed)]
 

@@ -17,17 +17,12 @@ import json
 import random
 from pathlib import Path
 
-from interp.analyses.cli_commands import _floats, _ints, cached_or_run
-from interp.cli import add_model_arguments, command, load_from_args
-from interp.data.thoughts import SEAL_KEYWORDS, Response, ThoughtKeywords
-from interp.plots import save_figure
-from interp.results import write_json_atomic
+from interp.cli.common import add_model_arguments, command, floats, ints, load_from_args, strings
+from interp.figures.common import save_figure
+from interp.results import reuse_or_run, write_json_atomic
+from interp.text.thoughts import SEAL_KEYWORDS, Response, ThoughtKeywords
 
 DATASETS = ("math500", "gsm8k")
-
-
-def _strings(text: str) -> tuple[str, ...]:
-    return tuple(s.strip() for s in text.split(",") if s.strip())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -44,7 +39,7 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         help="where thoughts are split and steered: inside <think>..</think>, or the whole "
         "response (for models without a think span); auto: think if <think> is one token",
     )
-    parser.add_argument("--datasets", type=_strings, default=DATASETS, help="math500,gsm8k")
+    parser.add_argument("--datasets", type=strings, default=DATASETS, help="math500,gsm8k")
     parser.add_argument(
         "--n-extract", type=int, default=16, help="problems per data set in split A (vector)"
     )
@@ -67,7 +62,7 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         ("transition-phrases", kw.transition_phrases),
     ):
         parser.add_argument(
-            f"--{name}", type=_strings, default=default, help="comma-separated (default: SEAL's)"
+            f"--{name}", type=strings, default=default, help="comma-separated (default: SEAL's)"
         )
     parser.add_argument(
         "--pooling",
@@ -130,7 +125,7 @@ def _splits(args: argparse.Namespace):
 
 
 def _resolved_span(args: argparse.Namespace, model) -> str:
-    from interp.data.thoughts import resolve_span
+    from interp.text.thoughts import resolve_span
 
     span = resolve_span(model.tokenizer, args.span)
     if args.span == "auto":
@@ -218,8 +213,8 @@ def _states_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _states_only_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--layers", type=_ints, default=None, help="layers to read (default: all)")
-    parser.add_argument("--tsne-layers", type=_ints, default=None, help="default: 6 evenly spaced")
+    parser.add_argument("--layers", type=ints, default=None, help="layers to read (default: all)")
+    parser.add_argument("--tsne-layers", type=ints, default=None, help="default: 6 evenly spaced")
     parser.add_argument("--max-points", type=int, default=2000, help="boundaries for t-SNE / CV")
     parser.add_argument("--states-batch-size", type=int, default=4, help="traces per forward")
     parser.add_argument("--chunk-size", type=int, default=64, help="traces per chunk file")
@@ -237,7 +232,7 @@ def thought_states_command(args: argparse.Namespace, model=None) -> None:
 
 def _thought_states(args: argparse.Namespace, model):
     from interp.analyses import thought_states
-    from interp.steering_vector import VARIANTS
+    from interp.interventions.steering_vector import VARIANTS
 
     out = Path(args.out)
     span = _resolved_span(args, model)
@@ -254,7 +249,7 @@ def _thought_states(args: argparse.Namespace, model):
         seed=args.seed,
     )
     config = thought_states.make_config(model, responses, **options)
-    states = cached_or_run(
+    states = reuse_or_run(
         out / "thought_states",
         thought_states.ThoughtStatesResult,
         config,
@@ -297,19 +292,19 @@ def _steering_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _steering_only_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--steer-layers", type=_ints, default=None, help="ablation layers (default: 3 spread)"
+        "--steer-layers", type=ints, default=None, help="ablation layers (default: 3 spread)"
     )
-    parser.add_argument("--alphas", type=_floats, default=(0.5, 1.0, 2.0), help="ablation alphas")
+    parser.add_argument("--alphas", type=floats, default=(0.5, 1.0, 2.0), help="ablation alphas")
     parser.add_argument("--main-layer", type=int, default=None, help="default: ~70%% depth")
     parser.add_argument("--main-alpha", type=float, default=1.0)
     parser.add_argument("--grid", default="cross", choices=("cross", "full"))
     parser.add_argument(
         "--variants",
-        type=_strings,
+        type=strings,
         default=("pooled",),
         help="pooled,reflection_only,transition_only (later ones at the main point only)",
     )
-    parser.add_argument("--penalty-strings", type=_strings, default=("Wait", "Alternatively"))
+    parser.add_argument("--penalty-strings", type=strings, default=("Wait", "Alternatively"))
     parser.add_argument("--penalty-value", type=float, default=-3.0)
 
 

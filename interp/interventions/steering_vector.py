@@ -30,9 +30,9 @@ from jaxtyping import Float
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from interp.data.thoughts import CLASSES, EXECUTION, REFLECTION, TRANSITION, steering_positions
 from interp.interventions import AddVector, Edit
 from interp.results import write_json_atomic
+from interp.text.thoughts import CLASSES, EXECUTION, REFLECTION, TRANSITION, steering_positions
 
 POOLINGS = ("samples", "classes")
 NORMALIZATIONS = ("none", "unit")

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from interp.plots import TEMPLATE
+from interp.figures.common import TEMPLATE
 
 LAYER_METRICS = ("accuracy", "auc", "pair_accuracy")
 

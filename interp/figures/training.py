@@ -8,7 +8,7 @@ import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from interp.plots import TEMPLATE
+from interp.figures.common import TEMPLATE
 
 
 def training_figure(result) -> go.Figure:

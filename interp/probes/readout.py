@@ -25,9 +25,9 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.generation import context_length, pad_token_id
+from interp.core.positions import TokenState, token_state
+from interp.core.tokens import context_length, pad_token_id
 from interp.interventions import Edit, check_hook, edits
-from interp.positions import TokenState, token_state
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Logic on text: grading final answers, and splitting chains of thought into classified thoughts."""
