@@ -1,6 +1,6 @@
 """The perturbation sweep (teacher-forced, batched, shared prefix) vs the naive way.
 
-Naive, as the reference code does it: for every problem and strength, TransformerLens `generate`
+Naive, as the code of the BREP study (arXiv 2511.10707) does it: for every problem and strength, TransformerLens `generate`
 with a hook that pushes along the direction, 15 new tokens, then parse the first number.
 Ours, two ways: `greedy_outcomes` (one full teacher-forced forward per strength, batched over
 problems on a shared prompt prefix) and `PushSweep` (what `perturbation.run` uses: the residual

@@ -4,7 +4,7 @@ and against the naive way that regenerates the donor's prefix for every k. Measu
     .venv/bin/python benchmarks/prefix_swap.py --model smollm2-135m-instruct --problems 8
 
 interp's way decodes the donor's answer once, encodes prompt + longest prefix once per arm, and
-continues each k from cropped caches. The reference is the least work a prefix swap needs: one
+continues each k from cropped caches. The baseline is the least work a prefix swap needs: one
 donor answer, plus for every (k, variant) one continuation decoded from prompt + prefix. The naive
 way decodes the donor's k-token prefix again for every k, then the same continuations. Both wall
 time and this process's CPU time are printed (CPU time is steadier on a shared machine).
@@ -16,9 +16,9 @@ import argparse
 import time
 
 import interp
-from interp.analyses import math_eval, prefix_swap
+from interp.analyses import prefix_swap
 from interp.data.math_prompts import chat_prompt
-from interp.data.math_sets import subset
+from interp.data.math_sets import load_problems, subset
 from interp.decoding import generate
 from interp.interventions.arms import Arm
 from interp.interventions.random_red import random_red_edits
@@ -58,7 +58,7 @@ def main() -> None:
     model = interp.load_model(args.model)
     donor = Arm("random RED 0.54", model, tuple(random_red_edits(model, 0.54, seed=args.seed)))
     plain = Arm("plain", model)
-    problems = subset(math_eval.load_problems("gsm8k", "test"), args.problems, args.seed)
+    problems = subset(load_problems("gsm8k", "test"), args.problems, args.seed)
     batch = args.problems  # one batch per call, the same for all three ways
     variants = prefix_swap.VARIANTS
     generate(model, ["warm up"], max_new_tokens=2)
@@ -83,8 +83,8 @@ def main() -> None:
         model.tokenizer.encode(chat_prompt(p, model.tokenizer), add_special_tokens=False)
         for p in problems
     ]
-    reference = Clock()
-    with reference:
+    baseline = Clock()
+    with baseline:
         answer = generate(
             model,
             prompts,
@@ -114,13 +114,13 @@ def main() -> None:
     print(f"{'way':44s} {'wall s':>8s} {'cpu s':>8s}")
     for name, clock in (
         ("interp prefix_swap.run", ours),
-        ("reference: one donor run + continuations", reference),
+        ("baseline: one donor run + continuations", baseline),
         ("naive: donor prefix regenerated per k", naive),
     ):
         print(f"{name:44s} {clock.wall:8.1f} {clock.cpu:8.1f}")
     print(
-        f"interp / reference: {ours.wall / reference.wall:.2f}x wall, "
-        f"{ours.cpu / reference.cpu:.2f}x cpu (target <= 1.5x)"
+        f"interp / baseline: {ours.wall / baseline.wall:.2f}x wall, "
+        f"{ours.cpu / baseline.cpu:.2f}x cpu (target <= 1.5x)"
     )
     print(f"naive / interp: {naive.wall / ours.wall:.2f}x wall, {naive.cpu / ours.cpu:.2f}x cpu")
 

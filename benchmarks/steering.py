@@ -19,9 +19,10 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 from timing import chat_token_ids, hf_greedy, interleaved_best
 
-from interp.analyses.thought_states import _write_chunk, boundary_states
+from interp.analyses.thought_states import boundary_states
 from interp.core.tokens import left_pad
 from interp.decoding import generate
 from interp.interventions.steering_vector import SteeringVector
@@ -103,7 +104,7 @@ def main() -> None:
 
     def extraction():
         states = boundary_states(model, sequences, positions, layers, batch_size=args.batch)
-        _write_chunk(folder / "chunk_00000.safetensors", states, [{}] * states.shape[1], "bench")
+        save_file({"states": states.contiguous()}, str(folder / "chunk_00000.safetensors"))
 
     def forward():
         with torch.no_grad():

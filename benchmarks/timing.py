@@ -1,5 +1,5 @@
 """Helpers shared by the benchmarks: timing that a noisy neighbour inflates less, chat prompts,
-and Hugging Face's own greedy `generate` as the reference side."""
+and Hugging Face's own greedy `generate` as the baseline."""
 
 import time
 from collections.abc import Callable, Sequence

@@ -1,14 +1,14 @@
-"""Saving and loading analysis results: config JSON + tensors (safetensors) + tables (JSON) + figures.
+"""Analysis results and the one resume path: `Result`, `reuse_or_run`, `PartialRun`.
 
-Every analysis returns a subclass of `Result`. A result directory holds
+Every analysis returns a subclass of `Result`: a frozen config, tensors, tables and small metadata.
+`result.save(folder)` writes it in the one on-disk format of `interp.storage` (kind = the result's
+class name) plus `figure.html` (and `figure.png` where static export works).
 
-    config.json      the frozen config dataclass the analysis ran with (seeds included)
-    meta.json        the result's class, the model name, anything small and scalar
-    tensors.safetensors
-    tables.json      lists of row dicts (per layer, per problem, ...)
-    figure.html      the figure, rebuilt from the data above (plus figure.png when kaleido works)
-
-Writes go to a temporary directory that is renamed into place, so a crash never leaves half a result.
+Resuming, one way for every analysis:
+- `reuse_or_run(folder, ResultClass, config, compute, model_name=...)` loads the saved result when
+  its config (and model) match, and otherwise computes and saves it, saying why.
+- `PartialRun(folder, header)` streams the finished rows of a long run to `<folder>.partial.jsonl`
+  so an interrupted run picks up where it stopped; the header records what decides the rows.
 """
 
 from __future__ import annotations
@@ -16,65 +16,32 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import torch
-from safetensors.torch import load_file, save_file
 
+from interp.storage import (
+    StorageError,
+    atomic_directory,
+    config_from_dict,
+    config_to_dict,
+    differing_keys,
+    load_folder,
+    save_folder,
+    write_json_atomic,
+)
 
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """A config dataclass as JSON-ready data (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
-
-
-def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a config dataclass, turning lists back into tuples where the field default is a tuple."""
-    kwargs = {}
-    for field in dataclasses.fields(cls):
-        if field.name not in data:
-            continue
-        value = data[field.name]
-        if isinstance(value, list):
-            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        kwargs[field.name] = value
-    return cls(**kwargs)
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON next to `path` and rename it into place, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, default=str)
-    os.replace(tmp, path)
-
-
-@contextmanager
-def atomic_directory(directory: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `directory`; when the block ends without error it
-    replaces `directory` in one rename, and on error it is removed, so readers never see half."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-    try:
-        yield tmp
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+__all__ = [
+    "PartialRun",
+    "Result",
+    "atomic_directory",
+    "config_from_dict",
+    "config_to_dict",
+    "reuse_or_run",
+    "write_json_atomic",
+]
 
 
 @dataclasses.dataclass
@@ -104,41 +71,31 @@ class Result:
 
     def save(self, directory: str | os.PathLike, figures: bool = True) -> Path:
         """Write the result to `directory` atomically (replacing an older result there)."""
-        directory = Path(directory)
-        with atomic_directory(directory) as tmp:
-            write_json_atomic(tmp / "config.json", config_to_dict(self.config))
-            write_json_atomic(tmp / "meta.json", {"class": type(self).__name__, **self.meta})
-            write_json_atomic(tmp / "tables.json", self.tables)
-            tensors = {k: v.detach().cpu().contiguous() for k, v in self.tensors.items()}
-            save_file(tensors, str(tmp / "tensors.safetensors"))
-            if figures:
-                fig = self.figure()
-                fig.write_html(tmp / "figure.html", include_plotlyjs="cdn")
-                _try_write_png(fig, tmp / "figure.png")
-        return directory
+
+        def write_figures(tmp: Path) -> None:
+            fig = self.figure()
+            fig.write_html(tmp / "figure.html", include_plotlyjs="cdn")
+            _try_write_png(fig, tmp / "figure.png")
+
+        return save_folder(
+            directory,
+            type(self).__name__,
+            config=config_to_dict(self.config),
+            meta=self.meta,
+            tables=self.tables,
+            tensors=self.tensors,
+            write_extras=write_figures if figures else None,
+        )
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Self:
-        """Read a result written by `save`; a missing or foreign directory is a clear error."""
-        directory = Path(directory)
-        meta_path = directory / "meta.json"
-        if not meta_path.exists():
-            raise FileNotFoundError(
-                f"{directory} holds no saved result (no meta.json); pass the directory given to .save()"
-            )
-        meta = json.loads(meta_path.read_text())
-        if meta.get("class") != cls.__name__:
-            raise ValueError(
-                f"{directory} holds a {meta.get('class')} result, not a {cls.__name__}; "
-                f"load it with that class"
-            )
-        meta.pop("class")
-        config = config_from_dict(
-            cls.config_class, json.loads((directory / "config.json").read_text())
-        )
-        tables = json.loads((directory / "tables.json").read_text())
-        tensors = load_file(str(directory / "tensors.safetensors"))
-        return cls(config=config, tensors=tensors, tables=tables, meta=meta)
+        """Read a result written by `save`; another kind, version or a broken folder is a clear error."""
+        stored = load_folder(directory, kind=cls.__name__)
+        try:
+            config = config_from_dict(cls.config_class, stored.config)
+        except StorageError as error:
+            raise StorageError(f"{directory}: {error}") from error
+        return cls(config=config, tensors=stored.tensors, tables=stored.tables, meta=stored.meta)
 
 
 def _try_write_png(fig, path: Path) -> None:
@@ -153,21 +110,119 @@ def reuse_or_run(
     directory: str | os.PathLike,
     result_class: type[Result],
     config: Any,
-    compute,
+    compute: Callable[[], Result],
     resume: bool = True,
+    model_name: str | None = None,
 ) -> Result:
-    """Load the result saved in `directory` if it ran with the same config; else compute and save it."""
+    """Load the result saved in `directory` if it ran with the same config (and, when
+    `model_name` is given, on that model); else compute it, save it and say why."""
     directory = Path(directory)
-    if resume and (directory / "meta.json").exists():
-        try:
-            saved = result_class.load(directory)
-        except (ValueError, OSError) as error:
-            print(f"[resume] ignoring {directory}: {error}")
-        else:
-            if saved.config == config:
-                print(f"[resume] {directory} already holds this result; reusing it")
-                return saved
+    if resume and directory.is_dir():
+        saved, reason = _load_if_reusable(directory, result_class, config, model_name)
+        if saved is not None:
+            print(f"[resume] {directory} already holds this result; reusing it")
+            return saved
+        print(f"[resume] recomputing {directory}: {reason}")
     result = compute()
     result.save(directory)
     print(f"wrote {directory}")
     return result
+
+
+def _load_if_reusable(
+    directory: Path, result_class: type[Result], config: Any, model_name: str | None
+) -> tuple[Result | None, str]:
+    """The saved result when it can stand for a fresh one, else None and the reason why not."""
+    try:
+        saved = result_class.load(directory)
+    except (ValueError, OSError) as error:
+        return None, f"the saved result does not load ({error})"
+    if saved.config != config:
+        changed = differing_keys(config_to_dict(saved.config), config_to_dict(config))
+        return None, f"it was computed with another config ({', '.join(changed) or 'types differ'})"
+    saved_model = saved.meta.get("model")
+    if model_name is not None and saved_model != model_name:
+        return None, f"it was computed on model {saved_model!r}, not {model_name!r}"
+    return saved, ""
+
+
+PARTIAL_KIND = "partial_run"
+
+
+class PartialRun:
+    """The finished rows of an unfinished run, as JSONL in `<directory>.partial.jsonl`.
+
+        partial = PartialRun(out, {"config": config_to_dict(config), "model": name})
+        todo = [p for p in problems if p.id not in partial.by_key("id")]
+        ... partial.append(rows) after each batch ...
+        result.save(out); partial.finish()
+
+    The first line records `header` (what decides the rows). Opening a file whose header differs
+    raises ValueError naming the differing keys, or starts over when `resume=False`. A last line
+    cut off by a crash is dropped; rows are flushed to disk at every `append`.
+    """
+
+    def __init__(self, directory: str | os.PathLike, header: dict[str, Any], resume: bool = True):
+        self.path = Path(f"{Path(directory)}.partial.jsonl")
+        self.header = json.loads(json.dumps(header, default=str))
+        self.rows: list[dict[str, Any]] = []
+        if resume and self.path.exists() and self._read():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        first = {"kind": PARTIAL_KIND, "format_version": 1, "header": self.header}
+        self.path.write_text(json.dumps(first) + "\n", encoding="utf-8")
+
+    def _read(self) -> bool:
+        """Load the rows of an existing file; False when it holds nothing to resume."""
+        data = self.path.read_bytes()
+        if not data.endswith(b"\n"):  # the last line was cut off by a crash
+            data = data[: data.rfind(b"\n") + 1]
+            self.path.write_bytes(data)
+        lines = data.decode("utf-8").splitlines()
+        if not lines:
+            return False
+        try:
+            first = json.loads(lines[0])
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{self.path}, line 1 is not a partial-run header ({error})"
+            ) from error
+        if not isinstance(first, dict) or first.get("kind") != PARTIAL_KIND:
+            raise ValueError(
+                f"{self.path} does not start with a partial-run header; it was not written by "
+                f"PartialRun: delete it, or pass resume=False to start over"
+            )
+        if first.get("header") != self.header:
+            changed = differing_keys(first.get("header"), self.header)
+            raise ValueError(
+                f"{self.path} holds a partial run made with other settings ({', '.join(changed)} "
+                f"differ); delete it, choose another output folder, or pass resume=False to start over"
+            )
+        for number, line in enumerate(lines[1:], start=2):
+            try:
+                self.rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"{self.path}, line {number} is corrupt ({error}); delete the file to start over"
+                ) from error
+        return True
+
+    def by_key(self, key: str | tuple[str, ...]) -> dict[Any, dict[str, Any]]:
+        """The finished rows by `row[key]` (or by the tuple of the given keys' values)."""
+        if isinstance(key, tuple):
+            return {tuple(row[k] for k in key): row for row in self.rows}
+        return {row[key]: row for row in self.rows}
+
+    def append(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Add finished rows, on disk (flushed and synced) and in `rows`."""
+        rows = [json.loads(json.dumps(row, default=str)) for row in rows]
+        with self.path.open("a", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.rows.extend(rows)
+
+    def finish(self) -> None:
+        """Remove the file, once the complete result is saved."""
+        self.path.unlink(missing_ok=True)

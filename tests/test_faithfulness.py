@@ -1,16 +1,15 @@
 """The faithfulness analysis: probes per layer and head, arms and their difference, token traces, CLI."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
 
-from interp.analyses import faithfulness
+from interp.analyses import faithfulness, faithfulness_difference, faithfulness_trace
 from interp.data.faithfulness import FaithfulnessTriple, gsm8k_triples, load_triples, save_triples
 from interp.interventions import RED, Edit
 from interp.interventions.arms import Arm
 from interp.probes.readout import read_last_token
+from interp.storage import is_saved, read_record
 
 
 def _lowercase_triples(n=16):
@@ -88,7 +87,7 @@ def test_compare_is_edited_minus_base_and_red_means_rises(tiny, tiny_runs):
     assert edited.config.arm == "red" and base.config.arm == "base"
     assert not torch.equal(base.tensors["answer_logprob"], edited.tensors["answer_logprob"])
     assert "transfer_accuracy" in edited.tensors
-    comparison = faithfulness.compare(base, edited)
+    comparison = faithfulness_difference.run(base, edited)
     torch.testing.assert_close(
         comparison.tensors["delta_auc"], edited.tensors["auc"] - base.tensors["auc"]
     )
@@ -105,12 +104,12 @@ def test_compare_is_edited_minus_base_and_red_means_rises(tiny, tiny_runs):
         assert heatmap.zmin == -heatmap.zmax
     other = faithfulness.run(tiny, triples=triples[:-2], Cs=(1.0,), progress=False)
     with pytest.raises(ValueError, match="different triples"):
-        faithfulness.compare(base, other)
+        faithfulness_difference.run(base, other)
 
 
 def test_trace_scores_match_the_probe_on_the_readout(tiny, tiny_runs):
     triples, red, base, _ = tiny_runs
-    trace = faithfulness.trace_tokens(
+    trace = faithfulness_trace.run(
         Arm.edited(tiny, red, "red"), base, layer=1, n_answers=2, max_new_tokens=3
     )
     kinds = [row["kind"] for row in trace.tables["traces"]]
@@ -197,8 +196,8 @@ def test_cli_writes_triples_and_runs_both_arms(tmp_path):
     args = [*args.split(), "--out", str(out)]
     assert main(args) == 0
     for name in ("base", "edited", "comparison", "trace_base", "trace_edited"):
-        assert (out / name / "meta.json").exists()
-    config = json.loads((out / "edited" / "config.json").read_text())
+        assert is_saved(out / name)
+    config = read_record(out / "edited", "FaithfulnessResult")["config"]
     assert "random RED" in config["edit_description"] and config["n_triples"] == 8
     assert (
         main(["faithfulness", "--model", "smollm2-135m-instruct", "--edit", str(tmp_path / "none")])

@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from interp.core.positions import PromptPositions, TokenMatch, TokenState, token_state
+from interp.core import runner
+from interp.core.positions import (
+    GeneratedPositions,
+    PromptAndFirstGenerated,
+    PromptPositions,
+    TokenMatch,
+)
 from interp.interventions import (
     RED,
     AddVector,
@@ -82,9 +88,8 @@ def test_add_vector_edit_changes_exactly_the_hooked_stream(tiny):
 def test_prompt_rule_touches_prompt_positions_only(tiny):
     v = torch.ones(tiny.cfg.d_model)
     before = capture(tiny, "blocks.1.hook_resid_pre")
-    state = TokenState.for_tokens(TOKENS, prompt_lengths=[4])
     with edits(tiny, [Edit("blocks.1.hook_resid_pre", AddVector(v), PromptPositions())]):
-        with token_state(state):
+        with runner.feeding_tokens(TOKENS, prompt_lengths=[4]):
             after = capture(tiny, "blocks.1.hook_resid_pre")
     changed = (after - before).abs().amax(-1)[0] > 1e-6
     assert changed.tolist() == [True] * 4 + [False] * 2
@@ -149,10 +154,31 @@ def test_hooks_are_removed_when_a_forward_inside_fails(tiny):
     assert torch.equal(tiny(TOKENS), baseline)
 
 
-def test_token_rule_in_a_bare_forward_asks_for_the_tokens(tiny):
-    with pytest.raises(EditError, match="needs the token ids"):
-        with edits(tiny, [Edit("blocks.0.hook_resid_pre", AddVector(32), TokenMatch((5,)))]):
+@pytest.mark.parametrize(
+    "rule",
+    [
+        PromptPositions(),
+        GeneratedPositions(),
+        PromptAndFirstGenerated(1),
+        TokenMatch((5,)),
+        PromptPositions() & TokenMatch((5,)),
+    ],
+)
+def test_a_rule_that_needs_the_token_state_refuses_a_bare_forward(tiny, rule):
+    """Without a state it cannot tell prompt from generated: it says to use the runner, not guess."""
+    edit = Edit("blocks.0.hook_resid_pre", AddVector(torch.ones(32)), rule)
+    with pytest.raises(EditError, match=f"{rule.kind!r}.*interp.core.runner"):
+        with edits(tiny, [edit]):
             tiny(TOKENS)
+    with edits(tiny, [edit]):  # through the runner it runs, and touches only its positions
+        edited = runner.forward(tiny, TOKENS, prompt_lengths=[4])
+    assert not torch.equal(edited, tiny(TOKENS))
+
+
+def test_all_positions_runs_in_a_bare_forward_as_through_the_runner(tiny):
+    edit = Edit("blocks.0.hook_resid_pre", AddVector(torch.ones(32)))
+    with edits(tiny, [edit]):
+        assert torch.equal(tiny(TOKENS), runner.forward(tiny, TOKENS, prompt_lengths=[4]))
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tiny, tmp_path):
@@ -168,11 +194,11 @@ def test_checkpoint_round_trip_gives_identical_outputs(tiny, tmp_path):
         Edit("blocks.1.hook_resid_pre", AddVector(torch.randn(32), alpha=-2.0)),
     ]
     with edits(tiny, edit_list):
-        expected = tiny(TOKENS)
+        expected = runner.forward(tiny, TOKENS, prompt_lengths=[4])
     save_edits(tmp_path / "ckpt", edit_list, model="tiny")
     loaded = load_edits(tmp_path / "ckpt", tiny)
     with edits(tiny, loaded):
-        assert torch.allclose(tiny(TOKENS), expected, atol=1e-6)
+        assert torch.allclose(runner.forward(tiny, TOKENS, prompt_lengths=[4]), expected, atol=1e-6)
     assert loaded[1].positions == PromptPositions()
 
 
@@ -187,7 +213,7 @@ def test_checkpoint_that_does_not_fit_the_model_is_refused(tiny, tiny_llama, tmp
 
 def test_corrupt_checkpoint_is_a_clear_error(tiny, tmp_path):
     path = save_edits(tmp_path / "ckpt", [Edit("blocks.0.hook_mlp_out", RED(32))])
-    data = (path / "edits.safetensors").read_bytes()
-    (path / "edits.safetensors").write_bytes(data[: len(data) // 2])
+    data = (path / "tensors.safetensors").read_bytes()
+    (path / "tensors.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(EditError, match="corrupt"):
         load_edits(path, tiny)

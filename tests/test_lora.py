@@ -108,7 +108,7 @@ def test_save_load_and_mismatches(tiny, tmp_path):
     deeper = tiny_model("qwen2", n_layers=1, d_model=32, seed=5)
     with pytest.raises(LoRAError, match="no linear layer"):
         load_lora(folder, deeper)
-    (folder / "lora.safetensors").write_bytes(b"not a tensor file")
+    (folder / "tensors.safetensors").write_bytes(b"not a tensor file")
     with pytest.raises(LoRAError, match="corrupt"):
         load_lora(folder)
     with pytest.raises(ValueError, match="either edits or a LoRA"):

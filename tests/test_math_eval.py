@@ -8,10 +8,13 @@ import pytest
 import torch
 
 from interp.analyses import math_eval
-from interp.data.math_sets import MathProblem
+from interp.data import math_prompts
+from interp.data.math_sets import MathProblem, load_problems
 from interp.interventions import RED, Edit
 from interp.interventions.arms import Arm
+from interp.models import model_name
 from interp.stats import wilson_interval
+from interp.storage import is_saved
 
 PROBLEMS = [
     MathProblem(id=f"p{i}", question=f"what is {i} + {i}?", answer=str(2 * i)) for i in range(6)
@@ -126,7 +129,7 @@ def test_interrupted_run_resumes_and_finished_run_is_not_redone(tiny, tmp_path, 
     monkeypatch.setattr(math_eval, "generate", real_generate)
     resumed, forcer = evaluate(tiny, out=out, batch_size=2)
     assert len(forcer.prompts_seen) == 4  # only the four missing problems were decoded
-    assert not partial.exists() and (out / "meta.json").exists()
+    assert not partial.exists() and is_saved(out)
     assert [r["correct"] for r in resumed.rows] == [True, False, True, False, True, False]
 
     monkeypatch.setattr(math_eval, "generate", lambda *a, **k: pytest.fail("decoded again"))
@@ -155,7 +158,7 @@ def test_bad_input_is_a_clear_error(tiny):
     with pytest.raises(ValueError, match="unique"):
         math_eval.run(tiny, problems=PROBLEMS[:1] * 2, progress=False)
     with pytest.raises(ValueError, match="unknown dataset"):
-        math_eval.load_problems("gsm9k")
+        load_problems("gsm9k")
     with pytest.raises(ValueError, match="no chat template"):
         math_eval.run(tiny, problems=PROBLEMS, prompt_style="chat", progress=False)
 
@@ -183,3 +186,30 @@ def test_arm_describes_itself_and_checks_its_edits(tiny):
         Arm("bad", tiny, ["blocks.1.hook_mlp_out"])
     with pytest.raises(ValueError, match="name"):
         Arm("", tiny)
+
+
+def test_config_records_model_and_prompt_template(tiny, tmp_path, monkeypatch):
+    out = tmp_path / "eval"
+    first, _ = evaluate(tiny, problems=PROBLEMS[:2], out=out)
+    assert first.config.model == model_name(tiny)
+    assert first.config.prompt_template == "Question: {question}\nAnswer:"
+    # the same call with prompts built another way must not load the saved rows
+    monkeypatch.setattr(
+        math_prompts, "plain_prompt", lambda p: f"Q: {getattr(p, 'question', p)}\nA:"
+    )
+    with pytest.raises(ValueError, match="prompt_template"):
+        evaluate(tiny, problems=PROBLEMS[:2], out=out)
+    with pytest.raises(ValueError, match="prompt_template"):
+        evaluate(tiny, problems=PROBLEMS[:2], reuse=[first])
+
+
+def test_arm_of_a_model_or_an_arm(tiny):
+    red = Edit("blocks.1.hook_mlp_out", RED.random(tiny.cfg.d_model, bias_norm=0.5))
+    arm = Arm("red", tiny, (red,))
+    assert Arm.of(arm) is arm
+    assert Arm.of(tiny).is_plain and Arm.of(tiny).name == "plain"
+    edited = Arm.of(tiny, [red], name="donor")
+    assert edited.name == "donor" and edited.edits == (red,) and edited.model is tiny
+    assert Arm.of(tiny, [red]).name == "edited"
+    with pytest.raises(ValueError, match="not both"):
+        Arm.of(arm, [red])

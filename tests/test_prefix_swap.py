@@ -10,10 +10,12 @@ from interp.analyses import prefix_swap
 from interp.core.kv_reuse import prefill_caches
 from interp.core.positions import PromptAndFirstGenerated
 from interp.core.tokens import GenerationError
+from interp.data import math_prompts
 from interp.data.math_sets import MathProblem
 from interp.decoding import generate
 from interp.interventions import RED, Edit
 from interp.interventions.arms import Arm
+from interp.models import model_name
 
 PROBLEMS = [
     MathProblem(id=f"p{i}", question=f"what is {i} + {i * 3}?", answer=str(4 * i)) for i in range(5)
@@ -195,6 +197,14 @@ def test_result_tables_figures_and_resume(tiny, red_swap, monkeypatch):
     assert again.tables["continuations"] == first.tables["continuations"]
     with pytest.raises(ValueError, match="different config"):
         swap(model, donor=red_edits(model), out=out, ks=(0, 2))
+    # what decides the prompts is recorded, so prompts built another way do not reuse this result
+    assert first.config.model == model_name(model)
+    assert first.config.prompt_template == "Question: {question}\nAnswer:"
+    monkeypatch.setattr(
+        math_prompts, "plain_prompt", lambda p: f"Q: {getattr(p, 'question', p)}\nA:"
+    )
+    with pytest.raises(ValueError, match="prompt_template"):
+        swap(model, donor=red_edits(model), out=out)
 
 
 def test_only_donor_wrong_and_bad_arguments(tiny):

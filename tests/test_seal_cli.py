@@ -14,6 +14,7 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from interp.cli import main
+from interp.storage import read_record
 from interp.testing import char_tokenizer
 
 LOGIT_SCALE = 3.0
@@ -83,16 +84,16 @@ def test_seal_command_runs_every_step_from_a_local_folder(reasoning_folder, tmp_
     splits = json.loads((out / "splits.json").read_text())
     assert len(splits["A"]) == 12 and len(splits["B"]) == 4
     assert not set(splits["A"]) & set(splits["B"])
-    stats = json.loads((out / "thought_stats" / "config.json").read_text())
-    assert stats["span"] == "think" and stats["reflection_prefixes"] == ["a", "b", "c", "w"]
-    states_meta = json.loads((out / "thought_states" / "meta.json").read_text())
-    counts = states_meta["counts"]
+    stats = read_record(out / "thought_stats", "ThoughtStatsResult")["config"]
+    assert stats["span"] == "think"
+    assert stats["keywords"]["reflection_prefixes"] == ["a", "b", "c", "w"]
+    counts = read_record(out / "thought_states", "ThoughtStatesResult")["meta"]["counts"]
     assert counts["execution"] > 0 and counts["reflection"] + counts["transition"] > 0
-    vector = json.loads((out / "vectors" / "pooled" / "vector.json").read_text())
-    assert vector["sign"] == "mean(execution) - mean(reflection+transition)"
-    assert vector["pooling"] == "samples" and vector["normalization"] == "unit"
-    assert vector["layers"] == [0, 1]
-    tables = json.loads((out / "steering" / "tables.json").read_text())
+    vector = read_record(out / "vectors" / "pooled", "steering_vector")
+    assert vector["meta"]["description"]["sign"] == "mean(execution) - mean(reflection+transition)"
+    assert vector["config"]["pooling"] == "samples" and vector["config"]["normalization"] == "unit"
+    assert vector["config"]["layers"] == [0, 1]
+    tables = read_record(out / "steering", "SteeringResult")["tables"]
     arms = {row["arm"]: row for row in tables["arms"]}
     assert list(arms) == ["base", "penalty", "steer_pooled_L1_a1", "steer_pooled_L1_a4"]
     assert arms["base"]["outputs_changed"] == 0

@@ -1,13 +1,13 @@
 """Thought states at boundaries (hook_resid_pre = HF hidden_states[L]), chunked storage, resume,
 class statistics and the steering vectors made from them (sign, pooling, normalization)."""
 
-import json
-
 import pytest
 import torch
 
 from interp.analyses import thought_states, thought_stats
 from interp.interventions.steering_vector import SteeringVector
+from interp.probes import state_chunks
+from interp.storage import read_record
 from interp.text.thoughts import CLASSES, Response, segment_response
 
 
@@ -60,7 +60,7 @@ def test_run_stores_chunks_resumes_and_sums_by_class(tiny, tmp_path):
     options = dict(span="think", store=store, chunk_size=2, progress=False, tsne_layers=())
     result = thought_states.run(tiny, responses, **options)
     assert len(list(store.glob("chunk_*.safetensors"))) == 2
-    rows = thought_states.load_rows(store)
+    rows = state_chunks.load_rows(store)
     # boundaries in the think span only: a has 3 (not the one after </think>), b 3, c none, d 2
     assert [r["id"] for r in rows] == ["a"] * 3 + ["b"] * 3 + ["d"] * 2
     assert [r["class"] for r in rows] == [
@@ -74,7 +74,7 @@ def test_run_stores_chunks_resumes_and_sums_by_class(tiny, tmp_path):
         "execution",
     ]
     assert result.counts == {"execution": 4, "reflection": 3, "transition": 1}
-    layer_1 = thought_states.load_states(store, 1)
+    layer_1 = state_chunks.load_states(store, 1)
     labels = torch.tensor([CLASSES.index(r["class"]) for r in rows])
     for c in range(3):
         torch.testing.assert_close(
@@ -100,6 +100,7 @@ def test_result_saves_figure_and_loads(tiny, tmp_path):
     assert result.config.span == "response"
     result.save(tmp_path / "r")
     loaded = thought_states.ThoughtStatesResult.load(tmp_path / "r")
+    assert loaded.config == result.config  # the nested keywords come back as ThoughtKeywords
     assert loaded.counts == result.counts
     assert loaded.tables["per_layer"][0]["n_points"] == sum(result.counts.values())
     assert len(result.figure().data) > 0
@@ -133,9 +134,9 @@ def test_steering_vector_sign_pooling_normalization(tmp_path):
     only_t = SteeringVector.from_class_stats(sums, counts, (7,), away=("transition",))
     torch.testing.assert_close(only_t.vector(7), torch.tensor([1.0, 0.0, -1.0, 0.0]))
     pooled.save(tmp_path / "v")
-    info = json.loads((tmp_path / "v" / "vector.json").read_text())
-    assert info["pooling"] == "samples" and info["normalization"] == "none"
-    assert info["positive_alpha_steers_toward"] == ["execution"]
+    record = read_record(tmp_path / "v", "steering_vector")
+    assert record["config"]["pooling"] == "samples" and record["config"]["normalization"] == "none"
+    assert record["meta"]["description"]["positive_alpha_steers_toward"] == ["execution"]
     loaded = SteeringVector.load(tmp_path / "v")
     torch.testing.assert_close(loaded.vectors, pooled.vectors)
     assert loaded.counts == counts

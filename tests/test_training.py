@@ -9,6 +9,7 @@ import torch
 
 from interp.core.positions import PromptAndFirstGenerated
 from interp.interventions import RED, DiReFT, Edit, EditError, LoReFT, edits
+from interp.models import model_name
 from interp.testing import tiny_model
 from interp.training import checkpoints
 from interp.training.data import EncodedPair, Pair, encode_pairs, load_pairs_jsonl, worked_answer
@@ -218,10 +219,10 @@ def test_checkpoint_round_trip_and_mismatches(tiny, tiny_llama, tmp_path):
     edit_list = red_edits(tiny)
     result = train(tiny, PAIRS[:8], edit_list=edit_list, learning_rate=1e-2, progress=False)
     folder = checkpoints.save(tmp_path / "red", tiny, edit_list=edit_list, result=result)
-    config = json.loads((folder / "edits.json").read_text())
-    assert config["model"] == "interp-tiny-qwen2" or config["model"]
-    assert config["training"]["learning_rate"] == 1e-2
-    assert config["edit_kinds"] == ["red"]
+    record = json.loads((folder / "interp.json").read_text())
+    assert record["kind"] == "edits" and record["meta"]["model"] == model_name(tiny)
+    assert record["meta"]["training"]["learning_rate"] == 1e-2
+    assert record["meta"]["edit_kinds"] == ["red"]
     loaded = checkpoints.load(folder, tiny, kind="red")
     for a, b in zip(loaded, edit_list):
         assert a.hook == b.hook
@@ -235,15 +236,15 @@ def test_checkpoint_round_trip_and_mismatches(tiny, tiny_llama, tmp_path):
     with pytest.raises(EditError, match="width"):
         checkpoints.load(folder, wider, allow_other_model=True)
     # a hook the model lacks
-    data = json.loads((folder / "edits.json").read_text())
-    data["edits"][0]["hook"] = "blocks.7.mlp.hook_pre_linear"
-    (folder / "edits.json").write_text(json.dumps(data))
+    data = json.loads((folder / "interp.json").read_text())
+    data["config"]["edits"][0]["hook"] = "blocks.7.mlp.hook_pre_linear"
+    (folder / "interp.json").write_text(json.dumps(data))
     with pytest.raises(EditError, match="out of range"):
         checkpoints.load(folder, tiny)
     # tensors of the wrong shape for the declared width
-    data["edits"][0]["hook"] = "blocks.0.mlp.hook_pre_linear"
-    data["edits"][0]["function"]["width"] = 7
-    (folder / "edits.json").write_text(json.dumps(data))
+    data["config"]["edits"][0]["hook"] = "blocks.0.mlp.hook_pre_linear"
+    data["config"]["edits"][0]["function"]["width"] = 7
+    (folder / "interp.json").write_text(json.dumps(data))
     with pytest.raises(EditError, match="does not load"):
         checkpoints.load(folder, tiny)
 

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from interp.cli import main
+from interp.storage import is_saved
 from interp.training import checkpoints
 from interp.training.trainer import TrainResult
 
@@ -64,7 +65,7 @@ def test_pid_compare_command(tmp_path, capsys):
         str(out),
     ]
     assert main(args) == 0
-    assert (out / "penalty" / "meta.json").exists() and (out / "bias_control.html").exists()
+    assert is_saved(out / "penalty") and (out / "bias_control.html").exists()
     assert "penalty" in capsys.readouterr().out
 
 

@@ -9,8 +9,8 @@ question. Then
 
     result = faithfulness.run(model)                      # logistic probe per layer (and head)
     edited = faithfulness.run(model, edits=red_edits)     # the same for an edited arm
-    diff = faithfulness.compare(result, edited)           # heatmap: red where faithfulness rises
-    trace = faithfulness.trace_tokens(model, result)      # the probe token by token along answers
+    diff = faithfulness_difference.run(result, edited)    # heatmap: red where faithfulness rises
+    trace = faithfulness_trace.run(model, result)         # the probe token by token along answers
 
 Probes are held out by question (no question on both sides). The likelihood score is the share of
 (correct, incorrect) pairs of a triple in which the model gives the correct restatement the higher
@@ -27,12 +27,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.core.positions import TokenState, token_state
 from interp.data.faithfulness import FaithfulnessTriple, gsm8k_triples, load_triples
-from interp.decoding import generate
-from interp.figures import faithfulness as faithfulness_plots
-from interp.figures.faithfulness import LAYER_METRICS
-from interp.interventions import Edit, edits
+from interp.figures.faithfulness import faithfulness_layers_figure
+from interp.interventions import Edit
 from interp.interventions.arms import Arm, describe_edit
 from interp.models import model_name
 from interp.probes.logistic import DEFAULT_CS, fit_logistic_probes
@@ -57,23 +54,36 @@ class ScoredText:
     triple: int  # index of the triple in the list given
 
 
-def encode_triples(tokenizer, triples: Sequence[FaithfulnessTriple]) -> list[ScoredText]:
+def encode_triples(
+    tokenizer,
+    triples: Sequence[FaithfulnessTriple],
+    prompt_format: str = PROMPT_FORMAT,
+    answer_format: str = ANSWER_FORMAT,
+) -> list[ScoredText]:
     """Token ids of every (question, answer) text; prompt and answer are tokenized separately
     and joined, so the answer's tokens are the same whatever precedes them."""
     if len(triples) == 0:
         raise ValueError("no triples given: nothing to probe")
     texts = []
     for index, triple in enumerate(triples):
-        prompt = tokenizer.encode(
-            PROMPT_FORMAT.format(question=triple.question.strip()), add_special_tokens=False
-        )
+        prompt = encode_question(tokenizer, triple.question, prompt_format)
         for label, answers in ((1, triple.correct_answers), (0, triple.incorrect_answers)):
             for answer in answers:
-                own = tokenizer.encode(
-                    ANSWER_FORMAT.format(answer=answer.strip()), add_special_tokens=False
-                )
+                own = encode_answer(tokenizer, answer, answer_format)
                 texts.append(ScoredText(tuple(prompt + own), len(prompt), label, index))
     return texts
+
+
+def encode_question(tokenizer, question: str, prompt_format: str = PROMPT_FORMAT) -> list[int]:
+    """Token ids of the prompt "Q: {question}\\nA:" (no special tokens)."""
+    return tokenizer.encode(
+        prompt_format.format(question=question.strip()), add_special_tokens=False
+    )
+
+
+def encode_answer(tokenizer, answer: str, answer_format: str = ANSWER_FORMAT) -> list[int]:
+    """Token ids of the answer " {answer}", tokenized apart from its prompt."""
+    return tokenizer.encode(answer_format.format(answer=answer.strip()), add_special_tokens=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,6 +92,8 @@ def encode_triples(tokenizer, triples: Sequence[FaithfulnessTriple]) -> list[Sco
 
 @dataclass(frozen=True)
 class FaithfulnessConfig:
+    prompt_format: str = PROMPT_FORMAT
+    answer_format: str = ANSWER_FORMAT
     n_triples: int = 1000
     facts_per_question: int = 1  # triples per GSM8K question (each restates a different number)
     seed: int = 0
@@ -133,7 +145,7 @@ class FaithfulnessResult(Result):
         return float(self.meta[key])
 
     def figure(self):
-        return faithfulness_plots.faithfulness_layers_figure(self)
+        return faithfulness_layers_figure(self)
 
 
 def _triples_for(config: FaithfulnessConfig, triples, tokenizer) -> list[FaithfulnessTriple]:
@@ -152,18 +164,18 @@ def _triples_for(config: FaithfulnessConfig, triples, tokenizer) -> list[Faithfu
             facts_per_question=config.facts_per_question,
         )
     if capped:
-        pool = [t for t in pool if _prompt_tokens(tokenizer, t) <= config.max_prompt_tokens]
+        pool = [
+            t
+            for t in pool
+            if len(encode_question(tokenizer, t.question, config.prompt_format))
+            <= config.max_prompt_tokens
+        ]
     if config.n_triples and len(pool) < config.n_triples:
         raise ValueError(
             f"only {len(pool)} triples are available (max_prompt_tokens={config.max_prompt_tokens}); "
             f"asked for {config.n_triples}: lower n_triples or raise the cap"
         )
     return pool[: config.n_triples] if config.n_triples else pool
-
-
-def _prompt_tokens(tokenizer, triple: FaithfulnessTriple) -> int:
-    text = PROMPT_FORMAT.format(question=triple.question.strip())
-    return len(tokenizer.encode(text, add_special_tokens=False))
 
 
 def _pair_accuracy(
@@ -200,22 +212,18 @@ def run(
     `triples` overrides the configured source (GSM8K train, or `triples_path`). With `reference`
     (the base arm's result), its probes are also scored on this arm's held-out states ("transfer").
     """
-    if isinstance(model, Arm):
-        arm = model
-        if edits is not None:
-            raise ValueError("pass edits either in the Arm or as `edits`, not both")
-        model, edit_list = arm.model, list(arm.edits)
-        overrides.setdefault("arm", arm.name)
-    else:
-        edit_list = list(edits or [])
+    if isinstance(model, Arm) and edits is not None:
+        raise ValueError("pass edits either in the Arm or as `edits`, not both")
+    arm = Arm.of(model, edits or (), name="edited" if edits else "base")
+    model, edit_list = arm.model, list(arm.edits)
+    overrides.setdefault("arm", arm.name)
     if edit_list:
         overrides.setdefault("edit_description", f"{len(edit_list)} edits")
-        overrides.setdefault("arm", "edited")
     if triples is not None:
         overrides.update(n_triples=len(triples), triples_path=None)
     config = FaithfulnessConfig(**overrides)
     triple_list = _triples_for(config, triples, model.tokenizer)
-    texts = encode_triples(model.tokenizer, triple_list)
+    texts = encode_triples(model.tokenizer, triple_list, config.prompt_format, config.answer_format)
     layers = list(range(model.cfg.n_layers)) if config.layers is None else list(config.layers)
     resid_hooks = [f"blocks.{layer}.hook_resid_post" for layer in layers]
     head_hooks = [f"blocks.{layer}.attn.hook_z" for layer in layers] if config.heads else []
@@ -255,7 +263,7 @@ def run(
     if reference is not None:
         if reference.layers != layers:
             raise ValueError(
-                f"the reference result probed layers {reference.layers}, this run {layers}: "
+                f"the base arm's result probed layers {reference.layers}, this run {layers}: "
                 f"run both with the same layers"
             )
         transfer = torch.einsum("lnd,ld->ln", resid, reference.tensors["weights"])
@@ -337,190 +345,3 @@ def _likelihood_scores(
         "mean_logprob_correct": float(logprob[torch.from_numpy(labels == 1)].mean()),
         "mean_logprob_incorrect": float(logprob[torch.from_numpy(labels == 0)].mean()),
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# Two arms
-
-
-@dataclass(frozen=True)
-class ComparisonConfig:
-    base: str = "base"
-    edited: str = "edited"
-
-
-@dataclass
-class FaithfulnessComparison(Result):
-    """Edited minus base: per-layer probe metrics, per-head accuracy, the likelihood score."""
-
-    config_class = ComparisonConfig
-
-    def figure(self):
-        return faithfulness_plots.faithfulness_difference_figure(self)
-
-
-def compare(base: FaithfulnessResult, edited: FaithfulnessResult) -> FaithfulnessComparison:
-    """Differences edited - base (positive: the edited arm is more faithful)."""
-    if base.layers != edited.layers:
-        raise ValueError(
-            f"the arms probed different layers ({base.layers} vs {edited.layers}); rerun with the same"
-        )
-    if base.tables["triples"] != edited.tables["triples"]:
-        raise ValueError("the arms were probed on different triples; rerun them on the same set")
-    tensors = {"layers": base.tensors["layers"]}
-    for metric in LAYER_METRICS:
-        tensors[f"base_{metric}"] = base.tensors[metric]
-        tensors[f"edited_{metric}"] = edited.tensors[metric]
-        tensors[f"delta_{metric}"] = edited.tensors[metric] - base.tensors[metric]
-    if base.has_heads and edited.has_heads:
-        tensors["delta_head_accuracy"] = (
-            edited.tensors["head_accuracy"] - base.tensors["head_accuracy"]
-        )
-        tensors["delta_head_auc"] = edited.tensors["head_auc"] - base.tensors["head_auc"]
-    meta = {
-        "model": base.meta.get("model"),
-        "base_likelihood_accuracy": base.likelihood_accuracy(),
-        "edited_likelihood_accuracy": edited.likelihood_accuracy(),
-        "delta_likelihood_accuracy": edited.likelihood_accuracy() - base.likelihood_accuracy(),
-        "base_likelihood_margin": base.likelihood_margin(),
-        "edited_likelihood_margin": edited.likelihood_margin(),
-        "edited_edits": edited.config.edit_description,
-    }
-    if "transfer_accuracy" in edited.tensors:
-        tensors["edited_transfer_accuracy"] = edited.tensors["transfer_accuracy"]
-    rows = [
-        {
-            "layer": layer,
-            **{f"delta_{m}": float(tensors[f"delta_{m}"][i]) for m in LAYER_METRICS},
-            **{f"base_{m}": float(tensors[f"base_{m}"][i]) for m in LAYER_METRICS},
-            **{f"edited_{m}": float(tensors[f"edited_{m}"][i]) for m in LAYER_METRICS},
-        }
-        for i, layer in enumerate(base.layers)
-    ]
-    config = ComparisonConfig(base=base.config.arm, edited=edited.config.arm)
-    return FaithfulnessComparison(
-        config=config, tensors=tensors, tables={"per_layer": rows}, meta=meta
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Token by token
-
-
-@dataclass(frozen=True)
-class TokenTraceConfig:
-    layer: int = 0
-    n_answers: int = 4
-    max_new_tokens: int = 48
-    arm: str = "base"
-    stop_strings: tuple[str, ...] = ("\nQ:", "\n\n")
-    include_restatements: bool = True
-
-
-@dataclass
-class TokenTrace(Result):
-    """The probe's P(faithful) at every answer token of generated answers (and of the triples'
-    own restatements, teacher forced), one row per answer."""
-
-    config_class = TokenTraceConfig
-
-    def figure(self):
-        return faithfulness_plots.token_trace_figure(self)
-
-
-@torch.no_grad()
-def trace_tokens(
-    model,
-    result: FaithfulnessResult,
-    edits: Sequence[Edit] | None = None,
-    *,
-    layer: int | None = None,
-    n_answers: int = 4,
-    max_new_tokens: int = 48,
-    stop_strings: tuple[str, ...] = ("\nQ:", "\n\n"),
-    include_restatements: bool = True,
-) -> TokenTrace:
-    """Decode answers to held-out questions of `result` ("Q: {question}\\nA:", greedy, with the
-    arm's edits) and score each answer position with the probe at `layer` (default: the layer
-    of best AUC). With `include_restatements`, the held-out triples' correct and incorrect
-    restatements are scored the same way (teacher forced), showing where the probe turns."""
-    arm_name = result.config.arm
-    if isinstance(model, Arm):
-        if edits is not None:
-            raise ValueError("pass edits either in the Arm or as `edits`, not both")
-        arm_name, model, edits = model.name, model.model, list(model.edits)
-    edit_list = list(edits or [])
-    layer = result.best_layer() if layer is None else layer
-    weight, intercept = result.probe(layer)
-    hook = f"blocks.{layer}.hook_resid_post"
-    if n_answers < 1:
-        raise ValueError("n_answers must be at least 1")
-    held_out = sorted({int(i) for i in result.tensors["triple_index"][result.tensors["is_test"]]})
-    chosen, seen = [], set()
-    for i in held_out:  # one triple per question
-        triple = result.tables["triples"][i]
-        if triple["question"] not in seen and len(chosen) < n_answers:
-            seen.add(triple["question"])
-            chosen.append(triple)
-    prompts = [
-        model.tokenizer.encode(
-            PROMPT_FORMAT.format(question=t["question"].strip()), add_special_tokens=False
-        )
-        for t in chosen
-    ]
-    generation = generate(
-        model,
-        prompts,
-        edit_list=edit_list,
-        max_new_tokens=max_new_tokens,
-        stop_strings=stop_strings,
-        batch_size=len(prompts),
-    )
-    rows = []
-    for triple, prompt, answer in zip(chosen, prompts, generation.tokens):
-        rows.append({"id": triple["id"], "kind": "generated", "prompt": prompt, "answer": answer})
-        if include_restatements:
-            for kind, key in (("correct", "correct_answers"), ("incorrect", "incorrect_answers")):
-                own = model.tokenizer.encode(
-                    ANSWER_FORMAT.format(answer=triple[key][0].strip()), add_special_tokens=False
-                )
-                rows.append({"id": triple["id"], "kind": kind, "prompt": prompt, "answer": own})
-    table = []
-    for row in rows:
-        if not row["answer"]:
-            continue
-        states = _states_along(model, row["prompt"], row["answer"], hook, edit_list)
-        logits = states @ weight + intercept
-        table.append(
-            {
-                "id": row["id"],
-                "kind": row["kind"],
-                "tokens": [model.tokenizer.decode([t]) for t in row["answer"]],
-                "p_faithful": torch.sigmoid(logits).tolist(),
-                "text": model.tokenizer.decode(row["answer"]),
-            }
-        )
-    config = TokenTraceConfig(
-        layer=layer,
-        n_answers=n_answers,
-        max_new_tokens=max_new_tokens,
-        arm=arm_name,
-        stop_strings=tuple(stop_strings),
-        include_restatements=include_restatements,
-    )
-    meta = {
-        "model": model_name(model),
-        "probe_auc": float(result.tensors["auc"][result.layers.index(layer)]),
-    }
-    return TokenTrace(config=config, tensors={}, tables={"traces": table}, meta=meta)
-
-
-def _states_along(
-    model, prompt: Sequence[int], answer: Sequence[int], hook: str, edit_list: Sequence[Edit]
-) -> Float[Tensor, "answer d"]:
-    """Residual states at every answer position (after reading that token), with the edits on."""
-    tokens = torch.tensor([list(prompt) + list(answer)], device=next(model.parameters()).device)
-    state = TokenState.for_tokens(tokens, None, [len(prompt)])
-    with edits(model, edit_list), token_state(state):
-        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == hook, return_type=None)
-    return cache[hook][0, len(prompt) :].float().cpu()

@@ -5,38 +5,42 @@
     result.accuracy, result.accuracy_interval, result.mean_tokens
     result.tables["problems"][0]   # prompt, output, extracted answer, correct, tokens, hit the cap
 
-Decoding goes through `interp.decoding.loop.generate` (batched, KV cache, edits as hooks). With `out`,
-each finished batch is appended to `<out>.partial.jsonl` as it comes, so an interrupted run
-resumes where it stopped; the finished result is saved to `out` and a second call with the same
-config loads it instead of decoding again.
+Decoding goes through `interp.decoding.loop.generate` (batched, KV cache, edits as hooks). Problems
+and prompts come from `interp.data.math_sets` / `interp.data.math_prompts`, the figure from
+`interp.figures.math`. With `out`, each finished batch is appended to `<out>.partial.jsonl` as it
+comes, so an interrupted run resumes where it stopped; the finished result is saved to `out` and a
+second call with the same config (model and prompt template included) loads it instead of
+decoding again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 from tqdm.auto import tqdm
 
-from interp.data.math_prompts import STOP_STRINGS, chat_prompt, few_shot_prompt, plain_prompt
-from interp.data.math_sets import MathProblem, load_gsm8k, load_jsonl, load_math500, subset
+from interp.data.math_prompts import (
+    MATH_PROMPT_STYLES,
+    build_prompt,
+    default_stop_strings,
+    prompt_template,
+)
+from interp.data.math_sets import MathProblem, load_problems, problem_ids_sha, subset
 from interp.decoding import GenerationConfig, generate
 from interp.decoding.processors import LogitProcessor
-from interp.figures.common import TEMPLATE
+from interp.figures.math import math_eval_figure
 from interp.interventions.arms import Arm, describe_edit
 from interp.models import model_name
-from interp.results import Result, config_to_dict
+from interp.results import PartialRun, Result, config_to_dict
 from interp.stats import wilson_interval
+from interp.storage import differing_keys, is_saved
 from interp.text.grading import grade
 
-PROMPT_STYLES = ("chat", "plain", "few_shot")
 # Generation settings `run` accepts as keyword overrides (the rest of GenerationConfig is set here).
 GENERATION_OVERRIDES = (
     "do_sample",
@@ -53,12 +57,14 @@ GENERATION_OVERRIDES = (
 class MathEvalConfig:
     """Everything that decides the outputs; saved with the result and checked on resume."""
 
+    model: str = ""  # the model's name (`interp.models.model_name`)
     dataset: str = "gsm8k"
     split: str = "test"
     n_problems: int | None = 100
     seed: int = 0
-    prompt_style: str = "chat"
+    prompt_style: str = "chat"  # one of interp.data.math_prompts.MATH_PROMPT_STYLES
     n_shots: int = 4
+    prompt_template: str = ""  # the prompt around a "{question}" slot, as the model saw it
     max_new_tokens: int = 512
     batch_size: int = 16
     do_sample: bool = False
@@ -126,126 +132,15 @@ class MathEvalResult(Result):
 
     def figure(self) -> go.Figure:
         """Accuracy with its 95% interval, and the distribution of answer lengths (cap marked)."""
-        low, high = self.accuracy_interval
-        label = self.meta.get("arm", "model")
-        fig = make_subplots(
-            rows=1,
-            cols=2,
-            column_widths=[0.3, 0.7],
-            subplot_titles=(
-                f"accuracy ({self.n_correct}/{self.n})",
-                f"tokens generated (mean {self.mean_tokens:.0f}, {self.cap_rate:.0%} hit the cap)",
-            ),
-        )
-        fig.add_trace(
-            go.Bar(
-                x=[label],
-                y=[self.accuracy],
-                error_y=dict(
-                    type="data",
-                    symmetric=False,
-                    array=[high - self.accuracy],
-                    arrayminus=[self.accuracy - low],
-                ),
-                showlegend=False,
-            ),
-            row=1,
-            col=1,
-        )
-        for correct, colour in ((True, "#2ca02c"), (False, "#d62728")):
-            fig.add_trace(
-                go.Histogram(
-                    x=[r["n_tokens"] for r in self.rows if bool(r["correct"]) == correct],
-                    name="correct" if correct else "wrong",
-                    marker_color=colour,
-                    nbinsx=30,
-                    opacity=0.7,
-                ),
-                row=1,
-                col=2,
-            )
-        fig.add_vline(
-            x=self.config.max_new_tokens, line_dash="dot", annotation_text="cap", row=1, col=2
-        )
-        fig.update_layout(
-            template=TEMPLATE,
-            barmode="stack",
-            title=(
-                f"{self.config.dataset} ({self.config.split}), {self.meta.get('model', '')}: "
-                f"accuracy {self.accuracy:.1%} (95% CI {low:.1%}–{high:.1%})"
-            ),
-        )
-        fig.update_yaxes(range=[0, 1], title_text="accuracy", row=1, col=1)
-        fig.update_xaxes(title_text="tokens", row=1, col=2)
-        fig.update_yaxes(title_text="problems", row=1, col=2)
-        return fig
+        return math_eval_figure(self)
 
 
 # --------------------------------------------------------------------------------------------------
-# Problems and prompts
-
-
-def load_problems(
-    dataset: str = "gsm8k",
-    split: str = "test",
-    *,
-    question_field: str = "question",
-    answer_field: str = "answer",
-) -> list[MathProblem]:
-    """gsm8k (split train/test), math500, a JSONL path (field names configurable), or hf:NAME[:CONFIG]."""
-    if dataset == "gsm8k":
-        return load_gsm8k(split)  # type: ignore[arg-type]
-    if dataset == "math500":
-        return load_math500()
-    if dataset.startswith("hf:"):
-        from interp.data.math_sets import load_hf_dataset
-
-        name, _, config = dataset[3:].partition(":")
-        return load_hf_dataset(
-            name,
-            split,
-            config=config or None,
-            question_field=question_field,
-            answer_field=answer_field,
-        )
-    if dataset.endswith(".jsonl") or Path(dataset).is_file():
-        return load_jsonl(dataset, question_field, answer_field)
-    raise ValueError(
-        f"unknown dataset {dataset!r}: use 'gsm8k', 'math500', a path to a JSONL file, or "
-        f"'hf:NAME[:CONFIG]' (needs the network)"
-    )
-
-
-def build_prompt(
-    problem: MathProblem, tokenizer: Any, style: str = "chat", n_shots: int = 4, seed: int = 0
-) -> str:
-    """The prompt of one problem in the given style (chat = SEAL's \\boxed{} prompt)."""
-    if style == "chat":
-        return chat_prompt(problem, tokenizer)
-    if style == "plain":
-        return plain_prompt(problem)
-    if style == "few_shot":
-        has_template = getattr(tokenizer, "chat_template", None) is not None
-        return few_shot_prompt(
-            problem, n_shots, seed, tokenizer=tokenizer if has_template else None
-        )
-    raise ValueError(f"prompt_style must be one of {PROMPT_STYLES}, got {style!r}")
-
-
-def default_stop_strings(style: str, tokenizer: Any) -> tuple[str, ...]:
-    """Plain and plain-text few-shot prompts stop where the model starts inventing a next question."""
-    if style == "plain" or (
-        style == "few_shot" and getattr(tokenizer, "chat_template", None) is None
-    ):
-        return STOP_STRINGS
-    return ()
-
-
-def problem_ids_sha(problems: Sequence[MathProblem]) -> str:
-    return hashlib.sha256("\n".join(p.id for p in problems).encode()).hexdigest()[:16]
+# Configs
 
 
 def describe_processors(processors: Sequence[LogitProcessor]) -> str:
+    """JSON naming each logit processor and its settings, saved in the config."""
     out = []
     for processor in processors:
         entry: dict[str, Any] = {"type": type(processor).__name__}
@@ -289,16 +184,14 @@ def run(
     `reuse`: earlier results of the same model and decoding settings; their rows for these
     problems are taken instead of decoding again (e.g. a 40-problem run inside a 100-problem one).
     """
-    arm = model if isinstance(model, Arm) else Arm("model", model, tuple(edits))
-    if isinstance(model, Arm) and edits:
-        raise ValueError("pass edits through the Arm or through edits=, not both")
+    arm = Arm.of(model, edits, name="model")
     unknown = set(generation) - set(GENERATION_OVERRIDES)
     if unknown:
         raise TypeError(
             f"unknown generation settings {sorted(unknown)}; allowed: {GENERATION_OVERRIDES}"
         )
-    if prompt_style not in PROMPT_STYLES:
-        raise ValueError(f"prompt_style must be one of {PROMPT_STYLES}, got {prompt_style!r}")
+    if prompt_style not in MATH_PROMPT_STYLES:
+        raise ValueError(f"prompt_style must be one of {MATH_PROMPT_STYLES}, got {prompt_style!r}")
     if problems is None:
         problems = load_problems(dataset, split)
         if n_problems is not None:
@@ -314,12 +207,14 @@ def run(
     tokenizer = arm.model.tokenizer
     stop = tuple(generation.pop("stop_strings", default_stop_strings(prompt_style, tokenizer)))
     config = MathEvalConfig(
+        model=model_name(arm.model),
         dataset=dataset,
         split=split,
         n_problems=len(problems),
         seed=seed,
         prompt_style=prompt_style,
         n_shots=n_shots,
+        prompt_template=prompt_template(tokenizer, prompt_style, n_shots, seed),
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         stop_strings=stop,
@@ -329,17 +224,17 @@ def run(
         grade_timeout=grade_timeout,
         **generation,
     )
-    meta = {"model": model_name(arm.model), "arm": arm.name}
+    meta = {"model": config.model, "arm": arm.name}
     if out is not None:
-        finished = load_finished(out, config)
+        finished = load_finished(out, MathEvalResult, config)
         if finished is not None:
             return finished
-    progress_file = ProgressFile(out, config) if out is not None else None
-    done = progress_file.rows() if progress_file else {}
-    reused = reusable_rows(reuse, config, meta["model"], problems, done)
+    partial = PartialRun(out, config_to_dict(config)) if out is not None else None
+    done = partial.by_key("id") if partial else {}
+    reused = reusable_rows(reuse, config, problems, done)
     done.update(reused)
-    if progress_file and reused:
-        progress_file.append(list(reused.values()))
+    if partial and reused:
+        partial.append(list(reused.values()))
     pending = [(i, p) for i, p in enumerate(problems) if p.id not in done]
     prompts = {p.id: build_prompt(p, tokenizer, prompt_style, n_shots, seed) for _, p in pending}
     generation_config = GenerationConfig(
@@ -370,15 +265,15 @@ def run(
         ]
         for row in rows:
             done[row["id"]] = row
-        if progress_file:
-            progress_file.append(rows)
+        if partial:
+            partial.append(rows)
     result = MathEvalResult(
         config=config, tables={"problems": [done[p.id] for p in problems]}, meta=meta
     )
     result.meta.update({k: v for k, v in result.summary().items() if k not in ("model",)})
     if out is not None:
         result.save(out)
-        progress_file.remove()
+        partial.finish()
     return result
 
 
@@ -389,7 +284,6 @@ _NOT_DECODING = ("dataset", "split", "n_problems", "problem_ids_sha", "batch_siz
 def reusable_rows(
     results: Sequence[MathEvalResult],
     config: MathEvalConfig,
-    model: str,
     problems: Sequence[MathProblem],
     done: dict[str, dict[str, Any]],
 ) -> dict[str, dict[str, Any]]:
@@ -398,11 +292,11 @@ def reusable_rows(
     gold = {p.id: p.answer for p in problems}
     rows: dict[str, dict[str, Any]] = {}
     for result in results:
-        mismatched = decoding_mismatch(result, config, model)
+        mismatched = decoding_mismatch(result, config)
         if mismatched:
             raise ValueError(
-                f"cannot reuse a result of model {result.meta.get('model')!r} decoded with other "
-                f"settings ({', '.join(mismatched)} differ)"
+                f"cannot reuse a result of model {result.config.model or result.meta.get('model')!r} "
+                f"decoded with other settings ({', '.join(mismatched)} differ)"
             )
         for row in result.rows:
             if row["id"] in index and row["id"] not in done and row["gold"] == gold[row["id"]]:
@@ -419,16 +313,20 @@ def answer_text(tokenizer: Any, tokens: Sequence[int], finish_reason: str) -> st
     return tokenizer.decode(list(tokens))
 
 
-def decoding_mismatch(result: MathEvalResult, config: MathEvalConfig, model: str) -> list[str]:
-    """What differs between how `result` was decoded and how `config` decodes (empty: reusable)."""
-    # greedy answers do not depend on the seed; samples do (seed + problem index)
+def decoding_mismatch(result: MathEvalResult, config: MathEvalConfig) -> list[str]:
+    """What differs between how `result` was decoded and how `config` decodes (empty: reusable).
+
+    The model and the prompt template are config fields, so a result of another model, or one
+    whose prompts were built otherwise (another chat template, instruction or exemplars), differs.
+    """
+    # greedy answers do not depend on the seed (few-shot exemplars, which do, are in the
+    # prompt template); samples do (seed + problem index)
     skip = _NOT_DECODING if config.do_sample else (*_NOT_DECODING, "seed")
-    mismatched = [
+    return [
         name
         for name in config_fields()
         if name not in skip and getattr(result.config, name) != getattr(config, name)
     ]
-    return mismatched if result.meta.get("model") == model else ["model", *mismatched]
 
 
 def problem_row(
@@ -472,80 +370,23 @@ def problem_row(
 # Resuming
 
 
-def load_finished(out: str | os.PathLike, config: MathEvalConfig) -> MathEvalResult | None:
-    """A saved result at `out` made with the same config, or None (a different config is an error)."""
-    out = Path(out)
-    if not (out / "meta.json").exists():
+def load_finished(
+    directory: str | os.PathLike, result_class: type[Result], config: Any
+) -> Result | None:
+    """The result saved in `directory` if it ran with `config`; None if none is saved there.
+
+    A result made with another config is an error rather than silently reused or overwritten.
+    """
+    if not is_saved(directory):
         return None
-    saved = MathEvalResult.load(out)
+    saved = result_class.load(directory)
     if saved.config != config:
+        differ = differing_keys(config_to_dict(saved.config), config_to_dict(config))
         raise ValueError(
-            f"{out} holds a math-eval result made with a different config; choose another `out` "
-            f"or delete it to recompute.\n saved: {config_to_dict(saved.config)}\n now:   "
-            f"{config_to_dict(config)}"
+            f"{directory} holds a {result_class.__name__} made with a different config "
+            f"({', '.join(differ)} differ); choose another `out` or delete it to recompute"
         )
     return saved
-
-
-class ProgressFile:
-    """`<out>.partial.jsonl`: a header with the config, then finished rows, appended batch by batch."""
-
-    def __init__(self, out: str | os.PathLike, config: Any):
-        self.path = Path(f"{Path(out)}.partial.jsonl")
-        self.header = {"config": config_to_dict(config)}
-        if self.path.exists():
-            with self.path.open(encoding="utf-8") as f:
-                first = f.readline()
-            try:
-                header = json.loads(first)
-            except json.JSONDecodeError:
-                header = None
-            _drop_torn_tail(self.path)
-            if header != self.header:
-                raise ValueError(
-                    f"{self.path} holds a partial run with a different config; delete it or choose "
-                    f"another `out` (it was not written by this configuration)"
-                )
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._write_lines([self.header])
-
-    def rows(self, key: str = "id") -> dict[Any, dict[str, Any]]:
-        """Finished rows by `key` (a last line cut off by a crash is ignored)."""
-        done = {}
-        with self.path.open(encoding="utf-8") as f:
-            next(f)
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                done[row_key(row, key)] = row
-        return done
-
-    def append(self, rows: Sequence[dict[str, Any]]) -> None:
-        self._write_lines(rows)
-
-    def _write_lines(self, rows: Sequence[dict[str, Any]]) -> None:
-        with self.path.open("a", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-
-def _drop_torn_tail(path: Path) -> None:
-    """Cut a last line left without its newline by a crash, so appends start on a fresh line."""
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-def row_key(row: dict[str, Any], key: str | tuple[str, ...]) -> Any:
-    return tuple(row[k] for k in key) if isinstance(key, tuple) else row[key]
 
 
 def config_fields() -> list[str]:

@@ -15,7 +15,8 @@ problems the donor gets wrong); every k reuses its first k tokens. Two variants:
 Caches are computed once per problem over the longest prefix (one forward per arm) and cropped for
 each k. Trajectory closeness (`closeness=True`) scores, for the donor's prefix and the continuer's
 own prefix at each k, how strongly the unedited model then expects the gold answer (see
-`gold_answer_logprobs`), and how long the donor stays on the continuer's own token path.
+`gold_answer_logprobs`), and how long the donor stays on the continuer's own token path. The
+figures are drawn in `interp.figures.math`.
 """
 
 from __future__ import annotations
@@ -30,19 +31,21 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 from tqdm.auto import tqdm
 
 from interp.analyses import math_eval
+from interp.analyses.math_eval import load_finished
 from interp.core.kv_reuse import RowCache, prefill_caches, stack_row_caches
-from interp.core.tokens import GenerationError, left_pad, pad_token_id
-from interp.data.math_sets import MathProblem, subset
+from interp.core.runner import forward
+from interp.core.tokens import GenerationError, pad_batch, pad_token_id
+from interp.data.math_prompts import default_stop_strings, prompt_template
+from interp.data.math_sets import MathProblem, load_problems, subset
 from interp.decoding import generate
-from interp.figures.common import TEMPLATE, wilson_error_bars
+from interp.figures.math import closeness_figure, prefix_swap_figure
 from interp.interventions import Edit
 from interp.interventions.arms import Arm, describe_edit
 from interp.models import model_name
-from interp.results import Result
+from interp.results import PartialRun, Result, config_to_dict
 from interp.stats import wilson_interval
 from interp.text.grading import grade
 
@@ -56,12 +59,14 @@ ANSWER_CUE = "\n\nThe final answer is $\\boxed{"
 class PrefixSwapConfig:
     """What decides the continuations; saved with the result and checked on resume."""
 
+    model: str = ""  # the model's name (`interp.models.model_name`)
     dataset: str = "gsm8k"
     split: str = "test"
     pool_size: int = 100
     n_problems: int = 150
     seed: int = 0
-    prompt_style: str = "chat"
+    prompt_style: str = "chat"  # one of interp.data.math_prompts.MATH_PROMPT_STYLES
+    prompt_template: str = ""  # the prompt around a "{question}" slot, as the model saw it
     ks: tuple[int, ...] = DEFAULT_KS
     variants: tuple[str, ...] = VARIANTS
     only_donor_wrong: bool = True
@@ -85,128 +90,11 @@ class PrefixSwapResult(Result):
 
     def figure(self) -> go.Figure:
         """Accuracy of the swapped answers against k, one line per variant, 95% Wilson bars."""
-        fig = go.Figure()
-        labels = [str(k) for k in self.config.ks]
-        for variant, dash in zip(self.config.variants, ("solid", "dash"), strict=False):
-            rows = {r["k"]: r for r in self.tables["accuracy"] if r["variant"] == variant}
-            ordered = [rows[k] for k in self.config.ks]
-            fig.add_trace(
-                go.Scatter(
-                    x=labels,
-                    y=[r["accuracy"] for r in ordered],
-                    error_y=wilson_error_bars(ordered, "accuracy", "low", "high"),
-                    mode="lines+markers",
-                    line_dash=dash,
-                    name=_VARIANT_LABELS.get(variant, variant),
-                )
-            )
-        meta = self.meta
-        fig.add_hline(
-            y=meta["continuer_accuracy"],
-            line_dash="dot",
-            line_color="green",
-            annotation_text=f"{meta['continuer_name']} alone",
-        )
-        fig.add_hline(
-            y=meta["donor_accuracy"],
-            line_dash="dot",
-            line_color="red",
-            annotation_text=f"{meta['donor_name']} alone",
-            annotation_position="bottom right",
-        )
-        which = "the donor gets wrong" if self.config.only_donor_wrong else "drawn"
-        fig.update_layout(
-            template=TEMPLATE,
-            title=(
-                f"Prefix swap: {meta['donor_name']} writes k answer tokens, "
-                f"{meta['continuer_name']} goes on<br><sup>{meta['n_problems']} "
-                f"{self.config.dataset} problems {which}, {meta.get('model', '')}</sup>"
-            ),
-            xaxis_title="k (answer tokens written by the donor)",
-            yaxis_title="accuracy of the finished answer",
-            yaxis_range=[0, 1],
-            legend_title="continuer's cache for prompt + prefix:",
-            legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0),
-        )
-        return fig
+        return prefix_swap_figure(self)
 
     def closeness_figure(self) -> go.Figure:
         """Gold-answer log-probability after each arm's prefix, and the donor's agreement by k."""
-        rows = self.tables.get("closeness", [])
-        if not rows:
-            raise ValueError("this result has no closeness rows (run with closeness=True)")
-        labels = [str(k) for k in self.config.ks]
-        fig = make_subplots(
-            rows=1,
-            cols=2,
-            subplot_titles=(
-                "gold answer right after the prefix",
-                "donor tokens on the continuer's own path",
-            ),
-        )
-        for arm, colour in (("donor", "#d62728"), ("continuer", "#1f77b4")):
-            means, errors = [], []
-            for k in self.config.ks:
-                values = np.array(
-                    [r["gold_logprob"] for r in rows if r["arm"] == arm and r["k"] == k]
-                )
-                means.append(float(values.mean()))
-                errors.append(float(1.96 * values.std(ddof=1) / np.sqrt(len(values))))
-            fig.add_trace(
-                go.Scatter(
-                    x=labels,
-                    y=means,
-                    error_y=dict(type="data", array=errors),
-                    mode="lines+markers",
-                    name=f"{self.meta[f'{arm}_name']}'s prefix",
-                    marker_color=colour,
-                ),
-                row=1,
-                col=1,
-            )
-        shares = [
-            float(np.mean([r["agreement"] for r in rows if r["arm"] == "donor" and r["k"] == k]))
-            for k in self.config.ks
-            if k > 0
-        ]
-        fig.add_trace(
-            go.Scatter(
-                x=[str(k) for k in self.config.ks if k > 0],
-                y=shares,
-                mode="lines+markers",
-                name="share of donor tokens on the continuer's path",
-                marker_color="#7f7f7f",
-            ),
-            row=1,
-            col=2,
-        )
-        fig.update_xaxes(title_text="k", row=1, col=1)
-        fig.update_xaxes(title_text="k", row=1, col=2)
-        fig.update_yaxes(title_text="log p(gold | prefix + cue), nats (mean, 95% CI)", row=1, col=1)
-        fig.update_yaxes(title_text="share of the first k tokens", range=[0, 1], row=1, col=2)
-        fig.update_layout(
-            template=TEMPLATE,
-            title=(
-                f"How close each arm's prefix stays to a correct solution<br><sup>"
-                f"{self.meta['n_problems']} problems; judge: the unedited model; cue "
-                f"“{self.config.answer_cue.strip()}”</sup>"
-            ),
-            legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0),
-        )
-        return fig
-
-
-_VARIANT_LABELS = {
-    "donor_cache": "donor's KV cache (prefix encoded with the donor's edits)",
-    "recompute": "recomputed by the continuer",
-}
-
-
-def as_arm(model, arm: Arm | Sequence[Edit] | None, name: str) -> Arm:
-    """An Arm from an Arm, a list of edits on `model`, or None (the plain model)."""
-    if isinstance(arm, Arm):
-        return arm
-    return Arm(name, model, tuple(arm or ()))
+        return closeness_figure(self)
 
 
 def _describe(arm: Arm) -> str:
@@ -247,23 +135,29 @@ def run(
     as it finishes and a rerun resumes. `reuse`: earlier `math_eval` results; each arm takes the
     rows of those decoded exactly as it would decode (same model, edits and settings).
     """
-    donor_arm = as_arm(model, donor, "donor")
-    continuer_arm = as_arm(model, continuer, "continuer")
+    donor_arm, continuer_arm = (
+        Arm.of(given, name=name)
+        if isinstance(given, Arm)
+        else Arm.of(model, given or (), name=name)
+        for given, name in ((donor, "donor"), (continuer, "continuer"))
+    )
     ks = tuple(sorted(set(int(k) for k in ks)))
     variants = tuple(variants)
     _check_arguments(donor_arm, continuer_arm, ks, variants, max_new_tokens, n_problems)
     if problems is None:
-        pool = math_eval.load_problems(dataset, split)
+        pool = load_problems(dataset, split)
         pool = subset(pool, min(pool_size, len(pool)), seed)
     else:
         pool, dataset, split = list(problems), "custom", ""
     config = PrefixSwapConfig(
+        model=model_name(model),
         dataset=dataset,
         split=split,
         pool_size=len(pool),
         n_problems=n_problems,
         seed=seed,
         prompt_style=prompt_style,
+        prompt_template=prompt_template(model.tokenizer, prompt_style, seed=seed),
         ks=ks,
         variants=variants,
         only_donor_wrong=only_donor_wrong,
@@ -274,14 +168,10 @@ def run(
         closeness=closeness,
     )
     out = Path(out) if out is not None else None
-    if out is not None and (out / "swap" / "meta.json").exists():
-        saved = PrefixSwapResult.load(out / "swap")
-        if saved.config == config:
-            return saved
-        raise ValueError(
-            f"{out / 'swap'} holds a prefix swap made with a different config; choose another "
-            f"`out` or delete it to recompute"
-        )
+    if out is not None:
+        finished = load_finished(out / "swap", PrefixSwapResult, config)
+        if finished is not None:
+            return finished
     common = dict(
         prompt_style=prompt_style,
         seed=seed,
@@ -293,7 +183,7 @@ def run(
         donor_arm,
         problems=pool,
         out=out / "donor" if out else None,
-        reuse=_reusable(reuse, donor_arm, max_new_tokens, prompt_style),
+        reuse=_reusable(reuse, donor_arm, max_new_tokens, prompt_style, seed),
         **common,
     )
     chosen = [r for r in donor_eval.rows if not (only_donor_wrong and r["correct"])][:n_problems]
@@ -308,19 +198,19 @@ def run(
         continuer_arm,
         problems=selected,
         out=out / "continuer" if out else None,
-        reuse=_reusable(reuse, continuer_arm, max_new_tokens, prompt_style),
+        reuse=_reusable(reuse, continuer_arm, max_new_tokens, prompt_style, seed),
         **common,
     )
     swap = SwapState(config, donor_arm, continuer_arm, chosen, continuer_eval.rows, selected)
-    progress_file = math_eval.ProgressFile(out / "swap", config) if out else None
-    done = progress_file.rows(key=("id", "k", "variant")) if progress_file else {}
+    partial = PartialRun(out / "swap", config_to_dict(config)) if out else None
+    done = partial.by_key(("id", "k", "variant")) if partial else {}
     batches = range(0, len(chosen), batch_size)
     for start in tqdm(batches, desc="prefix swap", disable=not progress):
         rows = swap.continue_batch(range(start, min(start + batch_size, len(chosen))), done)
         for row in rows:
             done[(row["id"], row["k"], row["variant"])] = row
-        if progress_file and rows:
-            progress_file.append(rows)
+        if partial and rows:
+            partial.append(rows)
     continuations = [
         done[(r["id"], k, variant)] for variant in variants for k in ks for r in chosen
     ]
@@ -348,20 +238,23 @@ def run(
     result = PrefixSwapResult(config=config, tables=tables, meta=meta)
     if out is not None:
         result.save(out / "swap")
-        progress_file.remove()
+        partial.finish()
     return result
 
 
-def _reusable(results, arm: Arm, max_new_tokens: int, prompt_style: str):
+def _reusable(results, arm: Arm, max_new_tokens: int, prompt_style: str, seed: int):
     """The results that `math_eval.run` for this arm can take rows from."""
+    tokenizer = arm.model.tokenizer
     probe = math_eval.MathEvalConfig(
+        model=model_name(arm.model),
+        seed=seed,
         max_new_tokens=max_new_tokens,
         prompt_style=prompt_style,
+        prompt_template=prompt_template(tokenizer, prompt_style, seed=seed),
         edits=json.dumps([describe_edit(e) for e in arm.edits]),
-        stop_strings=math_eval.default_stop_strings(prompt_style, arm.model.tokenizer),
+        stop_strings=default_stop_strings(prompt_style, tokenizer),
     )
-    name = model_name(arm.model)
-    return [r for r in results if not math_eval.decoding_mismatch(r, probe, name)]
+    return [r for r in results if not math_eval.decoding_mismatch(r, probe)]
 
 
 def _check_arguments(donor, continuer, ks, variants, max_new_tokens, n_problems) -> None:
@@ -620,21 +513,19 @@ def gold_answer_logprobs(
             cache_of[tuple(c)].crop(n)
             for c, n in zip(contexts[start:stop], keep[start:stop], strict=True)
         ]
+        cached = [list(c[:n]) for c, n in zip(contexts[start:stop], keep[start:stop], strict=True)]
         news = [list(cue) + list(t) for t in targets[start:stop]]
-        width = max(len(n) for n in news)
-        new_tokens = torch.full((len(news), width), pad, dtype=torch.long, device=device)
-        new_mask = torch.zeros((len(news), width), dtype=torch.long, device=device)
-        for r, n in enumerate(news):
-            new_tokens[r, : len(n)] = torch.tensor(n)
-            new_mask[r, : len(n)] = 1
         # left padding before each cached row, right padding after each short continuation
-        _, cache_mask = left_pad([[1] * row.length for row in rows], 0, device)
+        cached_tokens, cached_mask = pad_batch(cached, pad, "left", device)
+        new_tokens, new_mask = pad_batch(news, pad, "right", device)
         with torch.no_grad():
-            logits, _ = model(
-                new_tokens,
-                return_type="logits_and_cache",
-                attention_mask=torch.cat([cache_mask, new_mask], dim=1),
+            logits, _ = forward(
+                model,
+                torch.cat([cached_tokens, new_tokens], dim=1),
+                torch.cat([cached_mask, new_mask], dim=1),
+                fed_from=cached_tokens.shape[1],
                 past_key_values=stack_row_caches(model, rows),
+                return_type="logits_and_cache",
                 use_cache=True,
             )
         logprobs = torch.log_softmax(logits.float(), dim=-1)

@@ -17,7 +17,7 @@ import torch
 
 from interp.analyses.number_probe import NumberProbeResult
 from interp.analyses.perturbation import PerturbationResult
-from interp.core.positions import TokenState, token_state
+from interp.core.runner import activations
 from interp.core.tokens import encode_prompts, left_pad, pad_token_id
 from interp.data.arithmetic import addition_problems, default_style, encode_problems
 from interp.interventions import Edit, EditError, edits
@@ -90,13 +90,9 @@ def run(
         tokens, mask = left_pad(
             sequences[start : start + config.batch_size], pad_token_id(model), device
         )
-        _, plain = model.run_with_cache(
-            tokens, attention_mask=mask, names_filter=lambda n: n in wanted
-        )
-        with edits(model, edit_list), token_state(TokenState.for_tokens(tokens, mask)):
-            _, edited = model.run_with_cache(
-                tokens, attention_mask=mask, names_filter=lambda n: n in wanted
-            )
+        _, plain = activations(model, tokens, mask, names_filter=lambda n: n in wanted)
+        with edits(model, edit_list):
+            _, edited = activations(model, tokens, mask, names_filter=lambda n: n in wanted)
         real = mask.bool().cpu()
         for_batch = []
         for i, hook in enumerate(hooks):

@@ -17,9 +17,9 @@ seeded test problems through `interp.analyses.math_eval`):
 | lora | whole answer, LoRA on chosen linear layers | (weights: every token) |
 | loreft | whole answer, LoReFT at chosen layers | every token |
 
-`red_prefix_pid_reference` (the reference PID form, the controlled weight scaling the
-cross-entropy) is trained too, for the bias-norm trajectories (`bias_control_figure`); add it to
-`eval_arms` to decode it as well. Everything lands in `out`: checkpoints and training histories
+`red_prefix_pid_reference` (the PID form of the BREP study's code, arXiv 2511.10707: the controlled
+weight scales the cross-entropy) is trained too, for the bias-norm trajectories
+(`interp.figures.training.bias_trajectories_figure`); add it to `eval_arms` to decode it as well. Everything lands in `out`: checkpoints and training histories
 under `train/<arm>`, evaluations under `eval/<arm>`; a run started again reuses what is there
 (a training interrupted mid-way resumes from its last saved state).
 """
@@ -32,15 +32,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
-
 from interp.core.positions import AllPositions, PositionRule, PromptAndFirstGenerated
-from interp.figures.common import TEMPLATE, wilson_error_bars
+from interp.figures.training import reft_compare_figure
 from interp.interventions import RED, Edit, LoReFT
 from interp.interventions.lora import LoRA
 from interp.models import model_name
 from interp.results import Result, write_json_atomic
+from interp.storage import is_saved
 from interp.training import checkpoints
 from interp.training.data import encode_pairs, gsm8k_pairs
 from interp.training.pid import BiasControl
@@ -88,7 +86,7 @@ class ReftCompareConfig:
     epochs: int = 1
     batch_size: int = 4
     grad_accum: int = 1
-    red_hook: str = "mlp.hook_pre_linear"  # the reference's site (up_proj output, MLP width)
+    red_hook: str = "mlp.hook_pre_linear"  # BREP's code edits here (up_proj output, MLP width)
     red_lr: float = 1e-3
     prefix_tokens: int = 32  # K of prefix training
     full_share: float = 0.1  # share of full-answer examples kept in prefix training
@@ -106,6 +104,7 @@ class ReftCompareConfig:
     eval_split: str = "test"
     max_new_tokens: int = 320
     eval_batch_size: int = 8
+    prompt_style: str = "chat"  # math_eval's prompt: the model's chat template
     trained_arms: tuple[str, ...] = TRAINED_ARMS
     eval_arms: tuple[str, ...] = EVAL_ARMS
 
@@ -134,30 +133,8 @@ class ReftCompareResult(Result):
             )
         return "\n".join(lines)
 
-    def figure(self) -> go.Figure:
-        rows = self.rows
-        names = [r["arm"] for r in rows]
-        fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy (95% CI)", "mean tokens"))
-        fig.add_trace(
-            go.Bar(
-                x=names,
-                y=[r["accuracy"] for r in rows],
-                error_y=wilson_error_bars(rows, "accuracy", "accuracy_low", "accuracy_high"),
-                showlegend=False,
-            ),
-            1,
-            1,
-        )
-        fig.add_trace(go.Bar(x=names, y=[r["mean_tokens"] for r in rows], showlegend=False), 1, 2)
-        fig.update_layout(
-            template=TEMPLATE,
-            title=(
-                f"GSM8K {self.config.eval_split}, {self.config.n_eval} problems "
-                f"({self.meta.get('model', '')})"
-            ),
-        )
-        fig.update_yaxes(range=[0, 1], row=1, col=1)
-        return fig
+    def figure(self):
+        return reft_compare_figure(self)
 
 
 def _train_config(arm: str, config: ReftCompareConfig) -> TrainConfig:
@@ -210,7 +187,7 @@ def train_arm(model, arm: str, pairs, config: ReftCompareConfig, out: Path, prog
     folder = out / "train" / arm
     train_config = _train_config(arm, config)
     history_dir = folder / "history"
-    if (history_dir / "meta.json").exists():
+    if is_saved(history_dir):
         history = TrainResult.load(history_dir)
         if history.config == train_config:
             return checkpoints.load(folder / "checkpoint", model), history
@@ -293,7 +270,7 @@ def _evaluate(model, arm: str, trained, config: ReftCompareConfig, out: Path, pr
         split=config.eval_split,
         n_problems=config.n_eval,
         seed=config.eval_seed,
-        prompt_style="chat",
+        prompt_style=config.prompt_style,
         max_new_tokens=config.max_new_tokens,
         batch_size=config.eval_batch_size,
         out=out / "eval" / arm,
@@ -387,32 +364,11 @@ def _projections(model, trained: dict[str, Any], probe_dir) -> dict[str, dict[st
     return shares
 
 
-def bias_trajectories_figure(out: str | os.PathLike = "runs/reft_compare"):
-    """The bias-norm trajectories of the prefix arms (no control, reference PID, penalty PID)."""
-    from interp.figures.training import bias_control_figure
-
-    out = Path(out)
-    names = {
-        "red_prefix": "no control",
-        "red_prefix_pid_reference": "PID, reference form (weight scales the CE)",
-        "red_prefix_pid": "PID, penalty form (weight of a hinge norm penalty)",
-    }
-    runs = {}
-    for arm, label in names.items():
-        path = out / "train" / arm / "history"
-        if (path / "meta.json").exists():
-            runs[label] = TrainResult.load(path)
-    if not runs:
-        raise FileNotFoundError(f"no training histories under {out / 'train'}; run the arms first")
-    return bias_control_figure(runs)
-
-
 __all__ = [
     "EVAL_ARMS",
     "TRAINED_ARMS",
     "ReftCompareConfig",
     "ReftCompareResult",
-    "bias_trajectories_figure",
     "run",
     "train_arm",
 ]

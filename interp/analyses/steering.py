@@ -1,4 +1,5 @@
-"""SEAL steered decoding against the plain model and a logits penalty, with ablations (SEAL, step 3).
+"""SEAL steered decoding against the plain model and a logits penalty, with ablations (SEAL step 3;
+SEAL: arXiv 2504.07986).
 
     states = thought_states.ThoughtStatesResult.load("runs/seal/thought_states")
     result = steering.run(model, states, problems, layers=(8, 12, 16), alphas=(0.5, 1, 2),
@@ -9,7 +10,7 @@
 Arms, each decoded greedily through `math_eval.run` (the foundation's loop, KV cache on):
 - base: the plain model;
 - penalty: `value` (default -3) added to the logits of every token whose text contains one of the
-  penalty strings ("Wait", "Alternatively", ...), SEAL's baseline;
+  penalty strings ("Wait", "Alternatively", ...), the baseline of SEAL's paper;
 - steered: alpha * vector added at `blocks.L.hook_resid_pre` on the boundary tokens inside the span,
   each when it is fed back into the model (as SEAL's code does); one arm per (layer, alpha) of the
   ablation grid, plus one per vector variant (e.g. execution - reflection only) at the main
@@ -28,17 +29,17 @@ from typing import Any
 
 from interp.analyses import math_eval
 from interp.analyses.thought_states import ThoughtStatesResult
-from interp.analyses.thought_stats import keyword_fields, response_row
+from interp.analyses.thought_stats import response_row
 from interp.core.positions import boundary_tokens
-from interp.data.math_sets import MathProblem
+from interp.data.math_sets import MathProblem, problem_ids_sha
 from interp.decoding.processors import TokenPenalty
+from interp.figures.seal import steering_figure
 from interp.interventions.steering_vector import VARIANTS, SteeringVector
 from interp.models import model_name
 from interp.results import Result
 from interp.text.thoughts import (
     CLASSES,
     SEAL_KEYWORDS,
-    KeywordFields,
     Response,
     ThoughtKeywords,
     resolve_span,
@@ -50,7 +51,7 @@ DEFAULT_PENALTY_STRINGS = ("Wait", "Alternatively")
 
 
 @dataclass(frozen=True)
-class SteeringConfig(KeywordFields):
+class SteeringConfig:
     layers: tuple[int, ...] = ()  # ablation layers
     alphas: tuple[float, ...] = (1.0,)  # ablation strengths (0 is the base arm)
     main_layer: int = 0
@@ -62,11 +63,8 @@ class SteeringConfig(KeywordFields):
     penalty_strings: tuple[str, ...] = DEFAULT_PENALTY_STRINGS
     penalty_value: float = -3.0
     span: str = "think"
-    reflection_prefixes: tuple[str, ...] = SEAL_KEYWORDS.reflection_prefixes
-    reflection_phrases: tuple[str, ...] = SEAL_KEYWORDS.reflection_phrases
-    transition_prefixes: tuple[str, ...] = SEAL_KEYWORDS.transition_prefixes
-    transition_phrases: tuple[str, ...] = SEAL_KEYWORDS.transition_phrases
-    prompt_style: str = "chat"
+    keywords: ThoughtKeywords = SEAL_KEYWORDS
+    prompt_style: str = "chat"  # math_eval's prompt: "chat" (the model's chat template) | "plain"
     max_new_tokens: int = 512
     batch_size: int = 16
     do_sample: bool = False  # SEAL decodes greedily
@@ -218,14 +216,14 @@ def run(
         penalty_strings=tuple(penalty_strings),
         penalty_value=penalty_value,
         span=span,
+        keywords=keywords,
         prompt_style=prompt_style,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         do_sample=do_sample,
         temperature=temperature,
         seed=seed,
-        problem_ids_sha=math_eval.problem_ids_sha(problems),
-        **keyword_fields(keywords),
+        problem_ids_sha=problem_ids_sha(problems),
     )
     by_id = {p.id: p for p in problems}
     boundaries = boundary_tokens(tokenizer)
@@ -313,93 +311,6 @@ def _arm_row(spec: ArmSpec, evaluation, per_problem: list[dict], changed: int) -
         row[f"{name}_per_response"] = sum(r[f"{name}_thoughts"] for r in per_problem) / n
     row["boundaries_per_response"] = sum(r["boundaries"] for r in per_problem) / n
     return row
-
-
-def steering_figure(result: SteeringResult):
-    """Accuracy (with 95% intervals) and mean tokens, vs alpha at the main layer and vs layer at
-    the main alpha; base and logits penalty as horizontal references."""
-    from plotly.subplots import make_subplots
-
-    from interp.figures.common import TEMPLATE
-
-    c = result.config
-    rows = result.tables["arms"]
-    base = next(r for r in rows if r["kind"] == "base")
-    penalty = next(r for r in rows if r["kind"] == "penalty")
-    first = c.variants[0]
-    steered = [r for r in rows if r["kind"] == "steered" and r["variant"] == first]
-    fig = make_subplots(
-        rows=2,
-        cols=2,
-        subplot_titles=(
-            f"accuracy vs alpha (layer {c.main_layer})",
-            f"accuracy vs layer (alpha {c.main_alpha:g})",
-            f"mean tokens vs alpha (layer {c.main_layer})",
-            f"mean tokens vs layer (alpha {c.main_alpha:g})",
-        ),
-        vertical_spacing=0.15,
-    )
-    lines: dict[int, list[dict]] = {}
-    for r in steered:
-        lines.setdefault(r["layer"], []).append(r)
-    vs_alpha_layers = sorted(lines) if c.grid == "full" else [c.main_layer]
-    palette = ["#4c78a8", "#54a24b", "#b279a2", "#9d755d", "#eeca3b", "#72b7b2"]
-    for i, layer in enumerate(vs_alpha_layers):
-        points = sorted(
-            [{**base, "alpha": 0.0}] + [r for r in lines.get(layer, [])], key=lambda r: r["alpha"]
-        )
-        for plot_row, key in ((1, "accuracy"), (2, "mean_tokens")):
-            trace = _trace(points, "alpha", key, f"steered, layer {layer}", palette[i % 6])
-            fig.add_trace(trace, row=plot_row, col=1)
-    by_layer = sorted([r for r in steered if r["alpha"] == c.main_alpha], key=lambda r: r["layer"])
-    for plot_row, key in ((1, "accuracy"), (2, "mean_tokens")):
-        trace = _trace(by_layer, "layer", key, f"steered, alpha {c.main_alpha:g}", "#e45756")
-        fig.add_trace(trace, row=plot_row, col=2)
-        for reference, dash, where in ((base, "dot", "top left"), (penalty, "dash", "bottom left")):
-            for col in (1, 2):
-                fig.add_hline(
-                    y=reference[key],
-                    line_dash=dash,
-                    line_color="grey",
-                    annotation_text=reference["arm"],
-                    annotation_position=where,
-                    annotation_font_color="grey",
-                    row=plot_row,
-                    col=col,
-                )
-    fig.update_xaxes(title_text="alpha", col=1, row=2)
-    fig.update_xaxes(title_text="layer", col=2, row=2)
-    fig.update_xaxes(tickmode="array", tickvals=sorted({r["layer"] for r in steered}), col=2)
-    fig.update_yaxes(range=[0, 1], row=1)
-    fig.update_layout(
-        template=TEMPLATE,
-        title=(
-            f"SEAL steering ({result.meta.get('model', '')}, {result.meta.get('n_problems', 0)} "
-            f"problems, span: {c.span}); dotted: base, dashed: logits penalty {c.penalty_value:g}"
-        ),
-    )
-    return fig
-
-
-def _trace(points: list[dict], x: str, y: str, name: str, colour: str):
-    """Steered arms as a line; accuracy with its 95% Wilson interval."""
-    import plotly.graph_objects as go
-
-    from interp.figures.common import wilson_error_bars
-
-    error_y = None
-    if y == "accuracy":
-        error_y = wilson_error_bars(points, "accuracy", "accuracy_low", "accuracy_high")
-    return go.Scatter(
-        x=[p[x] for p in points],
-        y=[p[y] for p in points],
-        error_y=error_y,
-        mode="lines+markers",
-        name=name,
-        line_color=colour,
-        legendgroup=name,
-        showlegend=y == "accuracy",
-    )
 
 
 def comparison_markdown(result: SteeringResult, rows: list[dict] | None = None) -> str:

@@ -1,4 +1,5 @@
-"""Hidden states at thought boundaries, their t-SNE maps and how separable the classes are (SEAL).
+"""Hidden states at thought boundaries, their t-SNE maps and how separable the classes are (SEAL
+step 2; SEAL: arXiv 2504.07986).
 
     states = thought_states.run(model, responses, layers=(8, 12, 16), span="think", store="runs/states")
     states.figure()                                # separability by layer + t-SNE per layer
@@ -6,20 +7,20 @@
 
 One forward over prompt + response per example (batched, left padded) reads `blocks.L.hook_resid_pre`
 (Hugging Face's `hidden_states[L]`: the input of block L) at every boundary token inside the span,
-for the chosen layers only, and stops after the last block it needs. States go to disk in chunk
-files (safetensors, [layer, boundary, d], the boundary rows in their metadata), written atomically
-and reused on a rerun, so thousands of traces never sit in memory at once; the result keeps
-per-class sums and counts (enough for every steering vector), t-SNE maps of a seeded subsample,
-and per layer a cross-validated logistic-regression accuracy (folds grouped by response, so no
-response is in both train and test).
+for the chosen layers only, and stops after the last block it needs. States go to disk in chunks
+(`interp.probes.state_chunks`: [layer, boundary, d], the boundary rows beside them), reused on a
+rerun, so thousands of traces never sit in memory at once; the result keeps per-class sums and
+counts (enough for every steering vector), t-SNE maps of a seeded subsample, and per layer a
+cross-validated logistic-regression accuracy (`interp.probes.separability`; folds grouped by
+response, so no response is in both train and test).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,39 +28,55 @@ from pathlib import Path
 import numpy as np
 import torch
 from jaxtyping import Float
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.analyses.thought_stats import keyword_fields
 from interp.core.layer_skip import stop_after_block
 from interp.core.positions import boundary_tokens
+from interp.core.runner import read_positions
 from interp.core.tokens import left_pad, pad_token_id
+from interp.figures.seal import thought_states_figure
 from interp.interventions import check_hook
 from interp.interventions.steering_vector import SITE, VARIANTS, SteeringVector
 from interp.models import model_name
+from interp.probes.separability import separability, tsne_map
+from interp.probes.state_chunks import (
+    chunk_is_current,
+    drop_chunks_from,
+    iter_chunks,
+    load_rows,
+    load_states,
+    write_chunk,
+)
 from interp.results import Result
 from interp.text.thoughts import (
     CLASSES,
     EXECUTION,
     SEAL_KEYWORDS,
-    KeywordFields,
     Response,
     ThoughtKeywords,
     resolve_span,
     segment_response,
 )
 
+__all__ = [
+    "ThoughtStatesConfig",
+    "ThoughtStatesResult",
+    "boundary_states",
+    "load_rows",
+    "load_states",
+    "make_config",
+    "responses_sha",
+    "run",
+    "summarise",
+]
+
 
 @dataclass(frozen=True)
-class ThoughtStatesConfig(KeywordFields):
+class ThoughtStatesConfig:
     layers: tuple[int, ...] | None = None  # None: every layer
     span: str = "think"
-    reflection_prefixes: tuple[str, ...] = SEAL_KEYWORDS.reflection_prefixes
-    reflection_phrases: tuple[str, ...] = SEAL_KEYWORDS.reflection_phrases
-    transition_prefixes: tuple[str, ...] = SEAL_KEYWORDS.transition_prefixes
-    transition_phrases: tuple[str, ...] = SEAL_KEYWORDS.transition_phrases
+    keywords: ThoughtKeywords = SEAL_KEYWORDS
     store: str | None = None  # chunk folder; None: a temporary folder
     batch_size: int = 4
     chunk_size: int = 64  # responses per chunk file
@@ -68,7 +85,7 @@ class ThoughtStatesConfig(KeywordFields):
     perplexity: float = 30.0
     cv_folds: int = 5
     seed: int = 0
-    responses_sha: str = ""  # fingerprint of the responses read
+    responses_sha: str = ""  # fingerprint of the responses read (their prompts' template included)
 
 
 @dataclass
@@ -119,7 +136,7 @@ class ThoughtStatesResult(Result):
 
 
 def _fingerprint(config: ThoughtStatesConfig, model, chunk: Sequence[Response]) -> str:
-    """What a chunk file was made from: model, layers, span, keywords and the chunk's tokens."""
+    """What a chunk was made from: model, layers, span, keywords and the chunk's tokens."""
     digest = hashlib.sha256()
     digest.update(
         json.dumps(
@@ -167,92 +184,14 @@ def boundary_states(
         cols = torch.tensor(
             [width - len(batch[r]) + p for r, pos in enumerate(wanted) for p in pos], device=device
         )
-        captured: dict[str, Tensor] = {}
-        handles = []
-        try:
-            for name in hooks:
-                hook_point = model.hook_dict[name]
-                handles.append(
-                    (
-                        hook_point,
-                        hook_point.add_hook(_capture(name, rows, cols, captured), dir="fwd"),
-                    )
-                )
-            model(tokens, attention_mask=mask, return_type=None, stop_at_layer=stop_at_layer)
-        finally:
-            for hook_point, handle in reversed(handles):
-                handle.hook.remove()
-                if handle in hook_point.fwd_hooks:
-                    hook_point.fwd_hooks.remove(handle)
+        captured = read_positions(
+            model, tokens, mask, hooks, rows, cols, stop_at_layer=stop_at_layer
+        )
         out.append(torch.stack([captured[name] for name in hooks]))
     if not out:
         d = model.cfg.d_model
         return torch.zeros(len(layers), 0, d)
     return torch.cat(out, dim=1)
-
-
-def _capture(name: str, rows: Tensor, cols: Tensor, captured: dict[str, Tensor]):
-    """A hook that keeps only the rows (batch row, column) wanted, under `name`."""
-
-    def hook_fn(activation: Tensor, hook) -> None:
-        captured[name] = activation[rows, cols].float().cpu()
-
-    return hook_fn
-
-
-def _write_chunk(path: Path, states: Tensor, rows: list[dict], fingerprint: str) -> None:
-    """One chunk file, atomically: states [layer, n, d] and its rows + fingerprint as metadata."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(
-        {"states": states.contiguous()},
-        str(tmp),
-        metadata={"rows": json.dumps(rows), "fingerprint": fingerprint},
-    )
-    os.replace(tmp, path)
-
-
-def _chunk_fingerprint(path: Path) -> str | None:
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return (f.metadata() or {}).get("fingerprint")
-    except Exception:  # unreadable or partial file: recompute it
-        return None
-
-
-def chunk_files(store: str | os.PathLike) -> list[Path]:
-    files = sorted(Path(store).glob("chunk_*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"{store} holds no thought-state chunks; run thought_states.run")
-    return files
-
-
-def load_rows(store: str | os.PathLike) -> list[dict]:
-    """The boundary rows of every chunk, in order (response id, thought index, class, ...)."""
-    rows: list[dict] = []
-    for path in chunk_files(store):
-        with safe_open(str(path), framework="pt") as f:
-            rows.extend(json.loads(f.metadata()["rows"]))
-    return rows
-
-
-def load_states(
-    store: str | os.PathLike, layer_index: int, rows: Sequence[int] | None = None
-) -> Float[Tensor, "n d"]:
-    """States of one extracted layer (by its index in the result's layers), all or chosen rows."""
-    parts, offset = [], 0
-    wanted = None if rows is None else np.asarray(rows)
-    for path in chunk_files(store):
-        with safe_open(str(path), framework="pt") as f:
-            layer = f.get_slice("states")[layer_index]
-            n = layer.shape[0]
-            if wanted is None:
-                parts.append(layer)
-            else:
-                local = wanted[(wanted >= offset) & (wanted < offset + n)] - offset
-                if len(local):
-                    parts.append(layer[torch.as_tensor(local)])
-            offset += n
-    return torch.cat(parts) if parts else torch.zeros(0)
 
 
 def responses_sha(responses: Sequence[Response]) -> str:
@@ -280,8 +219,6 @@ def make_config(
     seed: int = 0,
 ) -> ThoughtStatesConfig:
     """The config `run` will use (defaults resolved, inputs checked); a None store is a temp folder."""
-    import tempfile
-
     if not responses:
         raise ValueError("no responses given: generate some first (python -m interp thoughts)")
     n_layers = model.cfg.n_layers
@@ -302,6 +239,7 @@ def make_config(
     return ThoughtStatesConfig(
         layers=layers,
         span=resolve_span(model.tokenizer, span),
+        keywords=keywords,
         store=str(store),
         batch_size=batch_size,
         chunk_size=chunk_size,
@@ -311,7 +249,6 @@ def make_config(
         cv_folds=cv_folds,
         seed=seed,
         responses_sha=responses_sha(responses),
-        **keyword_fields(keywords),
     )
 
 
@@ -338,23 +275,19 @@ def run(
             f"(e.g. {too_long[:3]}); drop them or cap generation shorter"
         )
 
-    for stale in store.glob("chunk_*.safetensors"):
-        index = int(stale.stem.split("_")[1])
-        if index * chunk_size >= len(responses):
-            stale.unlink()  # left from an earlier, larger run
     chunks = [responses[i : i + chunk_size] for i in range(0, len(responses), chunk_size)]
+    drop_chunks_from(store, len(chunks))  # left from an earlier, larger run
     for number, chunk in enumerate(tqdm(chunks, desc="thought states", disable=not progress)):
-        path = store / f"chunk_{number:05d}.safetensors"
         fingerprint = _fingerprint(config, model, chunk)
-        if path.exists() and _chunk_fingerprint(path) == fingerprint:
+        if chunk_is_current(store, number, fingerprint):
             continue
-        rows, positions = [], []
+        rows, boundary_indices = [], []
         for response in chunk:
             thoughts = segment_response(
                 response, tokenizer, span=span, keywords=config.keywords, boundaries=boundaries
             )
             here = [t for t in thoughts if t.boundary is not None]
-            positions.append([t.boundary for t in here])
+            boundary_indices.append([t.boundary for t in here])
             rows.extend(
                 {
                     "id": response.id,
@@ -367,9 +300,9 @@ def run(
                 for t in here
             )
         states = boundary_states(
-            model, [r.all_tokens for r in chunk], positions, config.layers, config.batch_size
+            model, [r.all_tokens for r in chunk], boundary_indices, config.layers, config.batch_size
         )
-        _write_chunk(path, states, rows, fingerprint)
+        write_chunk(store, number, states, rows, fingerprint)
     return summarise(model_name(model), config, len(responses), progress=progress)
 
 
@@ -388,10 +321,8 @@ def summarise(
     layers = list(config.layers)
     d = None
     sums = None
-    for path in chunk_files(store):
-        with safe_open(str(path), framework="pt") as f:
-            states = f.get_tensor("states").double()  # [layer, n, d]
-            chunk_rows = json.loads(f.metadata()["rows"])
+    for states, chunk_rows in iter_chunks(store):
+        states = states.double()  # [layer, n, d]
         chunk_labels = torch.tensor([CLASSES.index(r["class"]) for r in chunk_rows])
         if sums is None:
             d = states.shape[-1]
@@ -411,7 +342,9 @@ def summarise(
     per_layer, tsne = [], []
     for index, layer in enumerate(tqdm(layers, desc="separability", disable=not progress)):
         x = load_states(store, index, points).numpy()
-        scores = separability(x, point_labels, groups, config.cv_folds, config.seed)
+        scores = separability(
+            x, point_labels, groups, config.cv_folds, config.seed, CLASSES.index(EXECUTION)
+        )
         per_layer.append({"layer": layer, **scores})
         if layer in config.tsne_layers:
             tsne.append(tsne_map(x, config.perplexity, config.seed))
@@ -436,141 +369,3 @@ def summarise(
     }
     tables = {"per_layer": per_layer}
     return ThoughtStatesResult(config=config, tensors=tensors, tables=tables, meta=meta)
-
-
-def separability(
-    x: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int, seed: int
-) -> dict[str, float]:
-    """Cross-validated accuracy of a logistic classifier of the thought class from the state.
-
-    Three-class and execution-vs-rest, each with balanced accuracy (the classes are very unequal)
-    and the majority-class baseline. Folds are grouped by response; a class with fewer members
-    than folds is left out of the three-class fit. NaN where no fit is possible.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score
-    from sklearn.model_selection import StratifiedGroupKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    def score(y: np.ndarray, keep: np.ndarray) -> tuple[float, float, float, int]:
-        y, xs, g = y[keep], x[keep], groups[keep]
-        values, sizes = np.unique(y, return_counts=True)
-        n_groups = len(np.unique(g))
-        k = min(folds, int(sizes.min()) if len(sizes) else 0, n_groups)
-        if len(values) < 2 or k < 2:
-            return math.nan, math.nan, math.nan, 0
-        predicted = np.empty_like(y)
-        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-        for train, test in splitter.split(xs, y, g):
-            if len(np.unique(y[train])) < 2:
-                return math.nan, math.nan, math.nan, 0
-            classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.1))
-            classifier.fit(xs[train], y[train])
-            predicted[test] = classifier.predict(xs[test])
-        majority = float(sizes.max() / sizes.sum())
-        return (
-            float(accuracy_score(y, predicted)),
-            float(balanced_accuracy_score(y, predicted)),
-            majority,
-            len(values),
-        )
-
-    present, sizes = np.unique(labels, return_counts=True)
-    keep3 = np.isin(labels, present[sizes >= 2])
-    acc3, bal3, base3, n_classes = score(labels, keep3)
-    binary = (labels != CLASSES.index(EXECUTION)).astype(int)
-    acc2, bal2, base2, _ = score(binary, np.ones(len(labels), dtype=bool))
-    return {
-        "accuracy": acc3,
-        "balanced_accuracy": bal3,
-        "majority_baseline": base3,
-        "classes_fitted": n_classes,
-        "binary_accuracy": acc2,
-        "binary_balanced_accuracy": bal2,
-        "binary_majority_baseline": base2,
-        "n_points": int(len(labels)),
-    }
-
-
-def tsne_map(x: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
-    """2-D t-SNE (scikit-learn) after PCA to at most 50 dimensions; perplexity capped for few points."""
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
-
-    n = len(x)
-    if n < 5:
-        return np.full((n, 2), np.nan)
-    reduced = PCA(n_components=min(50, n, x.shape[1]), random_state=seed).fit_transform(x)
-    perplexity = min(perplexity, (n - 1) / 3)
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
-        reduced
-    )
-
-
-CLASS_COLOURS = {"execution": "#4c78a8", "reflection": "#e45756", "transition": "#f58518"}
-
-
-def thought_states_figure(result: ThoughtStatesResult):
-    """Separability by layer (top) and a t-SNE map per chosen layer, coloured by class."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    from interp.figures.common import TEMPLATE
-
-    tsne_layers = [int(x) for x in result.tensors["tsne_layers"]]
-    cols = min(3, max(1, len(tsne_layers)))
-    tsne_rows = math.ceil(len(tsne_layers) / cols)
-    specs = [[{"colspan": cols}] + [None] * (cols - 1)] + [[{}] * cols for _ in range(tsne_rows)]
-    titles = ["cross-validated accuracy of the thought class by layer"] + [
-        f"t-SNE, layer {layer}" for layer in tsne_layers
-    ]
-    fig = make_subplots(
-        rows=1 + tsne_rows, cols=cols, specs=specs, subplot_titles=titles, vertical_spacing=0.14
-    )
-    table = result.tables["per_layer"]
-    x = [r["layer"] for r in table]
-    for key, name, dash in (
-        ("majority_baseline", "majority-class accuracy", "dashdot"),
-        ("accuracy", "3 classes, accuracy", "dot"),
-        ("balanced_accuracy", "3 classes, balanced accuracy", "solid"),
-        ("binary_balanced_accuracy", "execution vs rest, balanced accuracy", "dash"),
-    ):
-        fig.add_trace(
-            go.Scatter(x=x, y=[r[key] for r in table], name=name, line_dash=dash),
-            row=1,
-            col=1,
-        )
-    labels = result.tensors["point_labels"].tolist()
-    for i in range(len(tsne_layers)):
-        coords = result.tensors["tsne"][i]
-        row, col = 2 + i // cols, 1 + i % cols
-        for c, name in enumerate(CLASSES):
-            mask = [label == c for label in labels]
-            pts = coords[torch.tensor(mask, dtype=torch.bool)] if any(mask) else coords[:0]
-            fig.add_trace(
-                go.Scattergl(
-                    x=pts[:, 0].tolist(),
-                    y=pts[:, 1].tolist(),
-                    mode="markers",
-                    marker=dict(size=4, color=CLASS_COLOURS[name], opacity=0.7),
-                    name=f"{name} (n={result.counts[name]})",
-                    legendgroup=name,
-                    showlegend=i == 0,
-                ),
-                row=row,
-                col=col,
-            )
-        fig.update_xaxes(showticklabels=False, row=row, col=col)
-        fig.update_yaxes(showticklabels=False, row=row, col=col)
-    fig.update_layout(
-        template=TEMPLATE,
-        title=(
-            f"Thought states at boundaries ({result.meta.get('model', '')}, span: "
-            f"{result.config.span}, {result.meta.get('n_boundaries', 0)} boundaries)"
-        ),
-        height=350 + 300 * tsne_rows,
-    )
-    fig.update_yaxes(range=[0, 1.02], title_text="accuracy", row=1, col=1)
-    fig.update_xaxes(tickmode="array", tickvals=x, row=1, col=1)  # the subplot title names the axis
-    return fig

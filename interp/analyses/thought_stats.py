@@ -1,4 +1,4 @@
-"""How many thoughts of each class a model writes, and how long they are (SEAL, step 1).
+"""How many thoughts of each class a model writes, and how long they are (SEAL step 1).
 
     stats = thought_stats.run(model, responses, span="response")
     stats.figure()                     # thoughts and tokens per response, by class and group
@@ -7,6 +7,7 @@
 Responses are split at blank-line boundaries and classified by keywords (`interp.text.thoughts`).
 Counts are split by whether the final answer was right and by difficulty (MATH500 level; other
 sets form one group each, e.g. "gsm8k"). Tokens of a thought exclude its boundary token.
+SEAL: arXiv 2504.07986.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from interp.core.positions import boundary_tokens
+from interp.figures.seal import thought_stats_figure
 from interp.models import model_name
 from interp.results import Result
 from interp.text.thoughts import (
     CLASSES,
     SEAL_KEYWORDS,
-    KeywordFields,
     Response,
     Thought,
     ThoughtKeywords,
@@ -31,18 +32,10 @@ from interp.text.thoughts import (
 
 
 @dataclass(frozen=True)
-class ThoughtStatsConfig(KeywordFields):
+class ThoughtStatsConfig:
     span: str = "think"  # "think": inside <think>..</think>; "response": the whole response
-    reflection_prefixes: tuple[str, ...] = SEAL_KEYWORDS.reflection_prefixes
-    reflection_phrases: tuple[str, ...] = SEAL_KEYWORDS.reflection_phrases
-    transition_prefixes: tuple[str, ...] = SEAL_KEYWORDS.transition_prefixes
-    transition_phrases: tuple[str, ...] = SEAL_KEYWORDS.transition_phrases
+    keywords: ThoughtKeywords = SEAL_KEYWORDS
     example_chars: int = 160  # how much of each thought's text the "thoughts" table keeps
-
-
-def keyword_fields(keywords: ThoughtKeywords) -> dict[str, tuple[str, ...]]:
-    """The keyword lists as config fields (configs stay flat so they round-trip through JSON)."""
-    return {name: tuple(values) for name, values in keywords.to_dict().items()}
 
 
 @dataclass
@@ -131,7 +124,7 @@ def run(
     if not responses:
         raise ValueError("no responses given: generate some first (python -m interp thoughts)")
     span = resolve_span(tokenizer, span)
-    config = ThoughtStatsConfig(span=span, example_chars=example_chars, **keyword_fields(keywords))
+    config = ThoughtStatsConfig(span=span, keywords=keywords, example_chars=example_chars)
     boundaries = boundary_tokens(tokenizer)
     per_response, thought_rows = [], []
     for response in responses:
@@ -163,55 +156,3 @@ def run(
         "responses_without_thoughts": sum(r["thoughts"] == 0 for r in per_response),
     }
     return ThoughtStatsResult(config=config, tables=tables, meta=meta)
-
-
-CLASS_COLOURS = {"execution": "#4c78a8", "reflection": "#e45756", "transition": "#f58518"}
-
-
-def thought_stats_figure(result: ThoughtStatsResult):
-    """Thoughts and tokens per response by class, split by correctness (top) and difficulty (bottom)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    from interp.figures.common import TEMPLATE
-
-    fig = make_subplots(
-        rows=2,
-        cols=2,
-        subplot_titles=(
-            "thoughts per response, by answer",
-            "tokens per response, by answer",
-            "thoughts per response, by difficulty",
-            "tokens per response, by difficulty",
-        ),
-        vertical_spacing=0.14,
-    )
-    for row, table in ((1, "by_correct"), (2, "by_level")):
-        rows = [r for r in result.tables[table] if r["group"] != "all"]
-        groups = sorted({r["group"] for r in rows})
-        for name in CLASSES:
-            own = {r["group"]: r for r in rows if r["class"] == name}
-            labels = [f"{g} (n={own[g]['responses']})" for g in groups]
-            for col, metric in ((1, "thoughts_per_response"), (2, "tokens_per_response")):
-                fig.add_trace(
-                    go.Bar(
-                        x=labels,
-                        y=[own[g][metric] for g in groups],
-                        name=name,
-                        marker_color=CLASS_COLOURS[name],
-                        legendgroup=name,
-                        showlegend=row == 1 and col == 1,
-                    ),
-                    row=row,
-                    col=col,
-                )
-    fig.update_layout(
-        template=TEMPLATE,
-        barmode="stack",
-        title=(
-            f"Thoughts by class ({result.meta.get('model', '')}, span: {result.config.span}, "
-            f"{result.meta.get('n_responses', 0)} responses)"
-        ),
-        legend_title="class",
-    )
-    return fig

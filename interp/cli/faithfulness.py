@@ -54,9 +54,10 @@ def _faithfulness_arguments(parser: argparse.ArgumentParser) -> None:
     _faithfulness_arguments,
 )
 def faithfulness_command(args: argparse.Namespace) -> None:
-    from interp.analyses import faithfulness
+    from interp.analyses import faithfulness, faithfulness_difference, faithfulness_trace
     from interp.interventions import load_edits, read_checkpoint_config
     from interp.interventions.arms import Arm
+    from interp.models import model_name
 
     if args.edit:
         read_checkpoint_config(args.edit)  # a wrong path fails before the model loads
@@ -100,11 +101,12 @@ def faithfulness_command(args: argparse.Namespace) -> None:
                 arm, reference=reference, **_without(config.__dict__, "arm")
             ),
             resume,
+            model_name=model_name(model),
         )
         save_figure(results[arm.name].figure(), out / f"layers_{arm.name}.png")
         _print_arm(results[arm.name])
     if "edited" in results:
-        comparison = faithfulness.compare(results["base"], results["edited"])
+        comparison = faithfulness_difference.run(results["base"], results["edited"])
         comparison.save(out / "comparison")
         save_figure(comparison.figure(), out / "difference.png")
         meta = comparison.meta
@@ -115,20 +117,23 @@ def faithfulness_command(args: argparse.Namespace) -> None:
             f"{meta['edited_likelihood_margin']:.3f}"
         )
     if args.trace_answers > 0:
+        base = results["base"]
         for arm in arms:
-            trace_config = faithfulness.TokenTraceConfig(
-                layer=results["base"].best_layer(),
+            trace_config = faithfulness_trace.TokenTraceConfig(
+                prompt_format=base.config.prompt_format,
+                answer_format=base.config.answer_format,
+                layer=base.best_layer(),
                 n_answers=args.trace_answers,
                 max_new_tokens=args.trace_tokens,
                 arm=arm.name,
             )
             trace = reuse_or_run(
                 out / f"trace_{arm.name}",
-                faithfulness.TokenTrace,
+                faithfulness_trace.TokenTrace,
                 trace_config,
-                lambda arm=arm, c=trace_config: faithfulness.trace_tokens(
+                lambda arm=arm, c=trace_config: faithfulness_trace.run(
                     arm,
-                    results["base"],
+                    base,
                     layer=c.layer,
                     n_answers=c.n_answers,
                     max_new_tokens=c.max_new_tokens,
@@ -136,6 +141,7 @@ def faithfulness_command(args: argparse.Namespace) -> None:
                     include_restatements=c.include_restatements,
                 ),
                 resume,
+                model_name=model_name(model),
             )
             save_figure(trace.figure(), out / f"trace_{arm.name}.png")
     print(f"wrote {out}")

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from interp.cli.common import add_model_arguments, command, ints, load_from_args
+from interp.data.math_prompts import MATH_PROMPT_STYLES
 from interp.figures.common import save_figure
+from interp.interventions.arms import Arm
 from interp.interventions.random_red import random_red_edits
 
 
@@ -22,17 +24,16 @@ def _edit_arguments(parser: argparse.ArgumentParser, prefix: str, what: str) -> 
     )
 
 
-def _arm(model, checkpoint: str | None, red_norm: float | None, seed: int):
+def _arm(model, checkpoint: str | None, red_norm: float | None, seed: int) -> Arm:
     """The model with a checkpoint's edits, a random RED, or nothing; named after what it carries."""
     from interp.interventions import load_edits
-    from interp.interventions.arms import Arm
 
     if checkpoint:
-        return Arm(Path(checkpoint).name, model, tuple(load_edits(checkpoint, model)))
+        return Arm.of(model, load_edits(checkpoint, model), name=Path(checkpoint).name)
     if red_norm is not None:
         edits = random_red_edits(model, red_norm, seed=seed)
-        return Arm(f"random RED {red_norm:g}", model, tuple(edits))
-    return Arm("plain", model)
+        return Arm.of(model, edits, name=f"random RED {red_norm:g}")
+    return Arm.of(model)
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +43,13 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--split", default="test", help="gsm8k: train or test")
     parser.add_argument("--seed", type=int, default=0, help="seed of the problem subset")
-    parser.add_argument("--prompt-style", default="chat", choices=("chat", "plain", "few_shot"))
+    parser.add_argument(
+        "--prompt-style",
+        default="chat",
+        choices=MATH_PROMPT_STYLES,
+        help="chat: SEAL's \\boxed{} prompt in the chat template; plain: Question/Answer; "
+        "few_shot: worked GSM8K exemplars first",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=384)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
@@ -82,13 +89,13 @@ def _math_eval_arguments(parser: argparse.ArgumentParser) -> None:
 )
 def math_eval_command(args: argparse.Namespace) -> None:
     from interp.analyses import math_eval
-    from interp.data.math_sets import subset
+    from interp.data.math_sets import load_problems, subset
 
     model = load_from_args(args)
     arm = _arm(model, args.edits, args.random_red, args.seed)
     problems = None
     if args.question_field != "question" or args.answer_field != "answer":
-        problems = math_eval.load_problems(
+        problems = load_problems(
             args.dataset,
             args.split,
             question_field=args.question_field,

@@ -127,9 +127,9 @@ def number_probe_command(args: argparse.Namespace) -> None:
 def _print_summary(probe, sweep, proj) -> None:
     print("\nlayer  R2(a)   R2(b)   R2(sum)  share of edit beyond x* (layers with a sweep)")
     shares = proj.share_beyond_threshold()
-    r2 = {p: probe.r2(p) for p in probe.config.positions}
+    r2 = {name: probe.r2(name) for name in probe.config.positions}
     for i, layer in enumerate(probe.layers):
-        cells = [f"{r2[p][i]:7.3f}" for p in probe.config.positions]
+        cells = [f"{r2[name][i]:7.3f}" for name in probe.config.positions]
         share = shares.get(layer, float("nan"))
         print(f"{layer:5d} " + " ".join(cells) + ("   -" if share != share else f"   {share:.3f}"))
     for layer in sweep.layers:

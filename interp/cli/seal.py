@@ -1,4 +1,4 @@
-"""SEAL from the command line: `thoughts`, `thought-states`, `steering`, and `seal` (all three).
+"""SEAL (arXiv 2504.07986) from the command line: `thoughts`, `thought-states`, `steering`, and `seal` (all three).
 
     python -m interp thoughts        --out runs/seal   # responses to split A, thoughts per class
     python -m interp thought-states  --out runs/seal   # boundary states, t-SNE, separability, vectors
@@ -135,13 +135,14 @@ def _resolved_span(args: argparse.Namespace, model) -> str:
 
 
 def _load_responses(out: Path) -> list[Response]:
+    from interp.data.jsonl import read_jsonl
+
     path = out / "responses.jsonl"
     if not path.exists():
         raise FileNotFoundError(
             f"{path} is missing: run `python -m interp thoughts --out {out}` (same arguments) first"
         )
-    with path.open(encoding="utf-8") as f:
-        return [Response.from_dict(json.loads(line)) for line in f if line.strip()]
+    return [Response.from_dict(row) for row in read_jsonl(path)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -233,6 +234,7 @@ def thought_states_command(args: argparse.Namespace, model=None) -> None:
 def _thought_states(args: argparse.Namespace, model):
     from interp.analyses import thought_states
     from interp.interventions.steering_vector import VARIANTS
+    from interp.models import model_name
 
     out = Path(args.out)
     span = _resolved_span(args, model)
@@ -255,6 +257,7 @@ def _thought_states(args: argparse.Namespace, model):
         config,
         lambda: thought_states.run(model, responses, **options),
         not args.no_resume,
+        model_name=model_name(model),
     )
     save_figure(states.figure(), out / "thought_states.png")
     print(f"\nboundaries per class: {states.counts} (from {states.meta['n_responses']} responses)")
@@ -325,11 +328,12 @@ def steering_command(args: argparse.Namespace, model=None) -> None:
 
 def _steering(args: argparse.Namespace, model):
     from interp.analyses import steering, thought_states
+    from interp.storage import is_saved
 
     out = Path(args.out)
     span = _resolved_span(args, model)
     states_dir = out / "thought_states"
-    if not (states_dir / "meta.json").exists():
+    if not is_saved(states_dir):
         raise FileNotFoundError(
             f"{states_dir} is missing: run `python -m interp thought-states --out {out}` first"
         )

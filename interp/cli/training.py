@@ -194,10 +194,12 @@ def _reft_compare_arguments(parser: argparse.ArgumentParser) -> None:
 )
 def reft_compare_command(args: argparse.Namespace) -> None:
     from interp.analyses import reft_compare
+    from interp.figures.training import bias_trajectories_figure
+    from interp.storage import is_saved
 
     model = load_from_args(args)
     probe_dir = args.probe_dir
-    if probe_dir is None and (Path("runs/number_probe") / "sweep" / "meta.json").exists():
+    if probe_dir is None and is_saved(Path("runs/number_probe") / "sweep"):
         probe_dir = "runs/number_probe"
     if probe_dir is not None:
         from interp.analyses.number_probe import NumberProbeResult
@@ -237,7 +239,7 @@ def reft_compare_command(args: argparse.Namespace) -> None:
     )
     print(result.markdown())
     try:
-        figure = reft_compare.bias_trajectories_figure(args.out)
+        figure = bias_trajectories_figure(args.out)
     except FileNotFoundError:
         return
     save_figure(figure, Path(args.out) / "bias_control.png")
@@ -261,7 +263,7 @@ def _pid_compare_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command(
     "pid-compare",
-    "train one RED per bias-control form (none, reference, penalty, lr) and compare the norms",
+    "train one RED per bias-control form (none, BREP's loss_scale, penalty, lr) and compare the norms",
     _pid_compare_arguments,
 )
 def pid_compare_command(args: argparse.Namespace) -> None:
@@ -301,7 +303,7 @@ def pid_compare_command(args: argparse.Namespace) -> None:
         )
     labels = {
         "none": "no control",
-        "loss_scale": "PID, reference form (weight scales the CE)",
+        "loss_scale": "PID, BREP's form (weight scales the CE)",
         "penalty": "PID, penalty form (weight of a hinge norm penalty)",
         "lr": "PID, learning-rate form",
     }

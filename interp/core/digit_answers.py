@@ -1,4 +1,4 @@
-"""Exact greedy correctness of short answers from one teacher-forced forward.
+"""Digit answers: exact greedy correctness of short numeric answers from one teacher-forced forward.
 
 Greedy decoding writes the gold answer exactly when, at every answer position, the argmax given the
 gold prefix is the gold token, and after the last answer token the argmax does not extend the
@@ -25,8 +25,12 @@ from interp.core.layer_skip import (
     forward_from_block,
     residual_entering,
 )
-from interp.core.positions import TokenState, token_state
-from interp.core.runner import SuffixBatch, run_on_shared_prefix
+from interp.core.runner import (
+    SharedPrefixBatch,
+    activations,
+    feeding_tokens,
+    shared_prefix_batches,
+)
 from interp.core.screened_argmax import ScreenedUnembed
 from interp.data.arithmetic import EncodedProblem
 from interp.interventions import Edit, edits
@@ -56,7 +60,7 @@ def greedy_outcomes(
     digits = torch.tensor(sorted(digit_ids))
     sequences = [r.prompt + r.answer for r in rows]
     correct, moved = [], []
-    batches = run_on_shared_prefix(
+    batches = shared_prefix_batches(
         model, sequences, [len(r.prompt) for r in rows], edit_list, batch_size=batch_size
     )
     total = (len(rows) + batch_size - 1) // batch_size
@@ -71,7 +75,7 @@ def greedy_outcomes(
 
 
 def _batch_outcomes(
-    batch: SuffixBatch,
+    batch: SharedPrefixBatch,
     predictions: Int[Tensor, "batch kept"],
     rows: Sequence[EncodedProblem],
     digits: Tensor,
@@ -128,7 +132,7 @@ class PushSweep:
         self.rows = [rows[i] for i in self.order]
         self.unembed = ScreenedUnembed.of(model) if screen_unembedding else None
         residuals = _residuals_entering(model, self.rows, self.block, batch_size, self.unembed)
-        (self.prefix_tokens, self.prefix_residual), *self.batches = residuals
+        (self.shared_tokens, self.shared_residual), *self.batches = residuals
 
     @torch.no_grad()
     def outcomes(self, strengths: Sequence[float], progress: bool = False) -> list[GreedyOutcome]:
@@ -147,13 +151,13 @@ class PushSweep:
         )
         for chunk in chunks:
             amounts = torch.tensor([float(strengths[s]) for s in chunk])
-            prefix_cache = _pushed_prefix_cache(
-                self.model, self.prefix_tokens, self.prefix_residual, self.push(amounts), self.block
+            shared_cache = _pushed_shared_cache(
+                self.model, self.shared_tokens, self.shared_residual, self.push(amounts), self.block
             )
             for batch in self.batches:
-                predictions = self._pushed_predictions(batch, amounts, prefix_cache)
+                predictions = self._pushed_predictions(batch, amounts, shared_cache)
                 n = batch.tokens.shape[0]
-                start = batch.tokens.shape[1] - batch.prefix_length - predictions.shape[1]
+                start = batch.tokens.shape[1] - batch.shared_length - predictions.shape[1]
                 view = dataclasses.replace(batch, logits=None, cache={}, logits_start=start)
                 for i, s in enumerate(chunk):
                     ok, direction = _batch_outcomes(
@@ -178,7 +182,7 @@ class PushSweep:
         return out
 
     def _pushed_predictions(
-        self, batch: SuffixBatch, amounts: Tensor, prefix_cache
+        self, batch: SharedPrefixBatch, amounts: Tensor, shared_cache
     ) -> Int[Tensor, "batch_times_amounts kept"]:
         """Greedy next tokens of the upper blocks for one batch of rows, repeated once per amount.
 
@@ -190,14 +194,13 @@ class PushSweep:
         keep = 1 + max(len(r.answer) for r in self.rows[batch.rows])
         tokens, mask = batch.tokens.repeat(k, 1), batch.mask.repeat(k, 1)
         lengths = [len(r.prompt) for r in self.rows[batch.rows]] * k
-        state = TokenState.for_tokens(tokens, mask, lengths)
-        state.chunk_start = batch.prefix_length
         past = None
-        if prefix_cache is not None:
-            past = copy.deepcopy(prefix_cache)
+        if shared_cache is not None:
+            past = copy.deepcopy(shared_cache)
             past.batch_repeat_interleave(n)
         residual = batch.cache["residual"].repeat(k, 1, 1)
-        with edits(self.model, [self.push(amounts.repeat_interleave(n))]), token_state(state):
+        push = self.push(amounts.repeat_interleave(n))
+        with edits(self.model, [push]), feeding_tokens(tokens, mask, lengths, batch.shared_length):
             if self.unembed is None:
                 logits, _ = forward_from_block(
                     self.model, residual, self.block, mask, past, logits_to_keep=keep
@@ -211,7 +214,7 @@ class PushSweep:
 
 
 def _residuals_entering(model, rows, block, batch_size, unembed=None) -> list:
-    """[(prefix tokens, prefix residual)] + one SuffixBatch per batch, its residual entering `block`.
+    """[(shared prefix tokens, their residual)] + one SharedPrefixBatch per batch, its residual entering `block`.
 
     Also checks, on the first batch, that running the upper blocks alone reproduces the full
     forward's logits (a decoder stack that cannot be cut would fail here, not give wrong numbers).
@@ -220,7 +223,7 @@ def _residuals_entering(model, rows, block, batch_size, unembed=None) -> list:
     sequences = [r.prompt + r.answer for r in rows]
     lengths = [len(r.prompt) for r in rows]
     batches = []
-    for batch in run_on_shared_prefix(
+    for batch in shared_prefix_batches(
         model,
         sequences,
         lengths,
@@ -230,29 +233,32 @@ def _residuals_entering(model, rows, block, batch_size, unembed=None) -> list:
     ):
         batch.cache = {"residual": batch.cache[name]}
         batches.append(batch)
-    prefix_length = batches[0].prefix_length
-    prefix_tokens = batches[0].tokens[:1, :prefix_length]
-    prefix_residual = None
-    if prefix_length > 0:
-        _, cache = model.run_with_cache(
-            prefix_tokens, names_filter=lambda n: n == name, return_type=None, stop_at_layer=stop
+    shared_length = batches[0].shared_length
+    shared_tokens = batches[0].tokens[:1, :shared_length]
+    shared_residual = None
+    if shared_length > 0:
+        _, cache = activations(
+            model,
+            shared_tokens,
+            names_filter=lambda n: n == name,
+            return_type=None,
+            stop_at_layer=stop,
         )
-        prefix_residual = cache[name]
-    _check_cut(model, batches[0], rows, prefix_tokens, prefix_residual, block, unembed)
-    return [(prefix_tokens, prefix_residual), *batches]
+        shared_residual = cache[name]
+    _check_cut(model, batches[0], rows, shared_tokens, shared_residual, block, unembed)
+    return [(shared_tokens, shared_residual), *batches]
 
 
-def _pushed_prefix_cache(model, prefix_tokens, prefix_residual, edit, block):
+def _pushed_shared_cache(model, shared_tokens, shared_residual, edit, block):
     """The shared prefix's key/value cache for blocks `block`.. under `edit`, one row per amount."""
-    if prefix_residual is None:
+    if shared_residual is None:
         return None
     n = edit.function.amount.shape[0] if isinstance(edit.function.amount, Tensor) else 1
-    tokens = prefix_tokens.expand(n, -1)
-    state = TokenState.for_tokens(tokens, prompt_lengths=[tokens.shape[1]] * n)
-    with edits(model, [edit]), token_state(state):
+    tokens = shared_tokens.expand(n, -1)
+    with edits(model, [edit]), feeding_tokens(tokens, prompt_lengths=[tokens.shape[1]] * n):
         _, cache = forward_from_block(
             model,
-            prefix_residual.expand(n, -1, -1),
+            shared_residual.expand(n, -1, -1),
             block,
             torch.ones_like(tokens),
             use_cache=True,
@@ -263,7 +269,7 @@ def _pushed_prefix_cache(model, prefix_tokens, prefix_residual, edit, block):
 
 
 def _check_cut(
-    model, batch, rows, prefix_tokens, prefix_residual, block, unembed=None, n_rows=2
+    model, batch, rows, shared_tokens, shared_residual, block, unembed=None, n_rows=2
 ) -> None:
     """Upper blocks from the cached residual must give the full forward's logits (no edit).
 
@@ -273,27 +279,27 @@ def _check_cut(
     k = min(n_rows, batch.tokens.shape[0])
     some = rows[batch.rows][:k]
     full = next(
-        run_on_shared_prefix(
+        shared_prefix_batches(
             model,
             [r.prompt + r.answer for r in some],
             [len(r.prompt) for r in some],
             batch_size=k,
-            min_position=batch.prefix_length,
+            min_position=batch.shared_length,
         )
     )
     past = None
-    if prefix_residual is not None:
+    if shared_residual is not None:
         _, past = forward_from_block(
-            model, prefix_residual, block, torch.ones_like(prefix_tokens), use_cache=True
+            model, shared_residual, block, torch.ones_like(shared_tokens), use_cache=True
         )
         fill_skipped_blocks(past, block)
         past.batch_repeat_interleave(k)
     residual, mask = batch.cache["residual"][:k], batch.mask[:k]
     cut, _ = forward_from_block(model, residual, block, mask, copy.deepcopy(past))
     # the same real positions, row by row (the k rows alone may need less padding)
-    kept = batch.mask[:k, batch.prefix_length :].bool()
+    kept = batch.mask[:k, batch.shared_length :].bool()
     cut = cut[kept]
-    real = full.logits[full.mask[:, full.prefix_length :].bool()]
+    real = full.logits[full.mask[:, full.shared_length :].bool()]
     gap = float((cut - real).abs().max())
     scale = float(real.abs().max())
     if gap > 1e-3 * max(scale, 1.0):

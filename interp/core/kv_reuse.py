@@ -1,4 +1,5 @@
-"""Keys and values reused across models and edits: one model writes a prefix, another goes on.
+"""Keys and values reused across models and edits: one model writes a donor's answer prefix,
+another goes on from it.
 
 The prefix swap needs the donor's cache for every k without re-running the donor: `prefill_caches`
 keeps each row's keys/values without padding (`RowCache`), so rows can be cropped to any length
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from interp.core.positions import TokenState, token_state
+from interp.core.runner import forward
 from interp.core.tokens import (
     GenerationError,
     check_continuation,
@@ -69,11 +70,14 @@ def prefill_caches(
             chunk = encoded[start : start + batch_size]
             tokens, mask = left_pad(chunk, pad_token_id(model), device)
             chunk_lengths = None if lengths is None else lengths[start : start + batch_size]
-            state = TokenState.for_tokens(tokens, mask, chunk_lengths)
-            with token_state(state):
-                _, past = model(
-                    tokens, return_type="logits_and_cache", attention_mask=mask, use_cache=True
-                )
+            _, past = forward(
+                model,
+                tokens,
+                mask,
+                prompt_lengths=chunk_lengths,
+                return_type="logits_and_cache",
+                use_cache=True,
+            )
             rows.extend(_split_rows(past, [len(ids) for ids in chunk], tokens.shape[1]))
     return rows
 

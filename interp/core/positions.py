@@ -33,6 +33,10 @@ class TokenState:
     chunk_start:    index of the first position this forward feeds (0 without cache, or on the prompt).
     active:         per-sequence switch; an edit touches nothing in a sequence that is switched off
                     (KL-budget decoding turns sequences off).
+    edit_limit:     per sequence, the real-token index from which nothing is edited (KL-budget
+                    decoding); every rule ANDs with `is_real()`, so limiting it limits every rule.
+
+    States are built and published by `interp.core.runner` (and the decoding loop through it).
 
     Rules count positions in real tokens (`real_index`), so padding never shifts them.
     """
@@ -42,6 +46,7 @@ class TokenState:
     prompt_lengths: Int[Tensor, " batch"]
     chunk_start: int = 0
     active: Bool[Tensor, " batch"] | None = None
+    edit_limit: Int[Tensor, " batch"] | None = None
     touched: Bool[Tensor, "batch total"] | None = field(default=None, repr=False)
 
     @classmethod
@@ -82,8 +87,11 @@ class TokenState:
         return (self.real.sum(-1) - self.prompt_lengths).clamp(min=0)
 
     def is_real(self) -> Bool[Tensor, "batch chunk"]:
-        """True at real tokens of the current forward, False at padding."""
-        return self.real[:, self.chunk_start :]
+        """True at real tokens of the current forward (below `edit_limit`), False at padding."""
+        real = self.real[:, self.chunk_start :]
+        if self.edit_limit is None:
+            return real
+        return real & (self.chunk_index() < self.edit_limit[:, None])
 
     def chunk_index(self) -> Int[Tensor, "batch chunk"]:
         """Real-token index of each position of the current forward."""
@@ -106,7 +114,7 @@ _CURRENT: contextvars.ContextVar[TokenState | None] = contextvars.ContextVar(
 
 @contextlib.contextmanager
 def token_state(state: TokenState) -> Iterator[TokenState]:
-    """Make `state` the one edits read during the forwards inside this block."""
+    """Make `state` the one edits read during the forwards inside this block (see the runner)."""
     token = _CURRENT.set(state)
     try:
         yield state
@@ -115,7 +123,7 @@ def token_state(state: TokenState) -> Iterator[TokenState]:
 
 
 def current_state() -> TokenState | None:
-    """The state set by the decoding loop or `token_state`, or None in a bare forward."""
+    """The state published by `interp.core.runner`, or None in a bare forward."""
     return _CURRENT.get()
 
 

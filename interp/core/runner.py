@@ -1,17 +1,31 @@
-"""Forwards over many sequences that share a prefix (a chat template, a fixed question stem).
+"""The one forward runner: every forward whose edits must know their positions runs through here.
 
-The prefix runs once, at batch size one, with the edits active; its KV cache is copied across the
-batch and each sequence's own tokens run on top of it. The layout is [prefix | padding | own
-tokens]: padding sits in the middle, masked out, and positions are counted from the mask, so each
-row computes exactly what it would alone. Position rules count real tokens (see
-`interp.core.positions.TokenState`), so edits land where they would without the shared prefix.
+Edits read a `TokenState` (the tokens so far, where each prompt ends, which columns this forward
+feeds). This module is the only place that builds one for a forward, sets which columns are fed
+and publishes it, so a position rule lands on the same tokens whatever the batching, padding or
+caching. The forwards it runs:
+
+    forward(model, tokens, mask, prompt_lengths=...)          logits (grad kept: training uses it)
+    forward(..., return_type="logits_and_cache", use_cache=True)   logits and the KV cache
+    forward(model, tokens, mask, fed_from=k, past_key_values=past)  columns k.. on top of a cache
+    activations(model, tokens, mask, names_filter=...)        activations (stop_at_layer to cut)
+    read_positions(model, tokens, mask, hooks, rows, columns)  activations at chosen positions only
+    decoding_state(model, prompts, prompt_lengths)              the state the decoding loop grows
+    decode_step(forward_fn, state, past, use_cache)            one step of the decoding loop
+    shared_prefix_batches(model, sequences, ...)               [shared prefix | padding | own tokens]
+
+`tokens` and `mask` always cover every position the state describes, cached ones included; with
+`fed_from=k` only columns k.. are fed. Padding may sit anywhere (left, or between a cached part and
+new tokens): positions are counted from the mask, so each row computes what it would alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
@@ -20,6 +34,142 @@ from torch import Tensor
 from interp.core.positions import TokenState, token_state
 from interp.core.tokens import left_pad, pad_token_id
 from interp.interventions import Edit, edits
+
+PromptLengths = Sequence[int] | Int[Tensor, " batch"] | None
+
+
+@contextlib.contextmanager
+def feeding(state: TokenState, fed_from: int = 0) -> Iterator[TokenState]:
+    """Publish `state` to the edits of the forwards inside, which feed its columns `fed_from`..."""
+    state.chunk_start = fed_from
+    with token_state(state):
+        yield state
+
+
+@contextlib.contextmanager
+def feeding_tokens(
+    tokens: Int[Tensor, "batch total"],
+    attention_mask: Int[Tensor, "batch total"] | None = None,
+    prompt_lengths: PromptLengths = None,
+    fed_from: int = 0,
+) -> Iterator[TokenState]:
+    """Build the state of `tokens` (prompts of `prompt_lengths`, else all prompt) and publish it."""
+    with feeding(TokenState.for_tokens(tokens, attention_mask, prompt_lengths), fed_from) as state:
+        yield state
+
+
+def _model_inputs(tokens, attention_mask, fed_from, past_key_values) -> tuple[Tensor, dict]:
+    """The columns fed and the keyword arguments every forward passes to the model."""
+    kwargs: dict[str, Any] = {}
+    if attention_mask is not None:
+        kwargs["attention_mask"] = attention_mask
+    if past_key_values is not None:
+        kwargs["past_key_values"] = past_key_values
+    return tokens[:, fed_from:], kwargs
+
+
+def forward(
+    model,
+    tokens: Int[Tensor, "batch total"],
+    attention_mask: Int[Tensor, "batch total"] | None = None,
+    *,
+    prompt_lengths: PromptLengths = None,
+    fed_from: int = 0,
+    past_key_values: Any = None,
+    **model_kwargs: Any,
+) -> Any:
+    """`model(...)` over columns `fed_from`.. of `tokens` with the token state set; returns its output."""
+    feed, kwargs = _model_inputs(tokens, attention_mask, fed_from, past_key_values)
+    with feeding_tokens(tokens, attention_mask, prompt_lengths, fed_from):
+        return model(feed, **kwargs, **model_kwargs)
+
+
+def activations(
+    model,
+    tokens: Int[Tensor, "batch total"],
+    attention_mask: Int[Tensor, "batch total"] | None = None,
+    *,
+    names_filter: Callable[[str], bool],
+    prompt_lengths: PromptLengths = None,
+    fed_from: int = 0,
+    past_key_values: Any = None,
+    **model_kwargs: Any,
+) -> tuple[Any, dict[str, Tensor]]:
+    """`model.run_with_cache(...)` like `forward`: its output and the activations of the fed columns."""
+    feed, kwargs = _model_inputs(tokens, attention_mask, fed_from, past_key_values)
+    with feeding_tokens(tokens, attention_mask, prompt_lengths, fed_from):
+        output, cache = model.run_with_cache(
+            feed, names_filter=names_filter, **kwargs, **model_kwargs
+        )
+    return output, dict(cache.items())
+
+
+def read_positions(
+    model,
+    tokens: Int[Tensor, "batch total"],
+    attention_mask: Int[Tensor, "batch total"] | None,
+    hooks: Sequence[str],
+    rows: Int[Tensor, " n"],
+    columns: Int[Tensor, " n"],
+    *,
+    prompt_lengths: PromptLengths = None,
+    stop_at_layer: int | None = None,
+) -> dict[str, Float[Tensor, "n ..."]]:
+    """Activations at `hooks` at the (row, column) pairs of one forward, in float32 on the CPU.
+
+    The hooks keep only those positions, so memory never holds [batch, positions, d] per hook;
+    no logits are computed, and the forward ends before block `stop_at_layer`.
+    """
+    captured: dict[str, Tensor] = {}
+
+    def keeper(name: str) -> Callable[[Tensor, Any], None]:
+        def keep(activation: Tensor, hook: Any) -> None:
+            captured[name] = activation[rows, columns].float().cpu()
+
+        return keep
+
+    with model.hooks(fwd_hooks=[(name, keeper(name)) for name in hooks]):
+        forward(
+            model,
+            tokens,
+            attention_mask,
+            prompt_lengths=prompt_lengths,
+            return_type=None,
+            stop_at_layer=stop_at_layer,
+        )
+    return captured
+
+
+def decoding_state(
+    model, prompts: Sequence[Sequence[int]], prompt_lengths: Sequence[int] | None = None
+) -> TokenState:
+    """The state the decoding loop starts from and grows: the prompts, left padded."""
+    device = next(model.parameters()).device
+    tokens, mask = left_pad(prompts, pad_token_id(model), device)
+    return TokenState.for_tokens(tokens, mask, prompt_lengths)
+
+
+def decode_step(
+    forward_fn: Callable[..., Any], state: TokenState, past: Any, use_cache: bool
+) -> tuple[Float[Tensor, "batch fed vocab"], Any]:
+    """One step of the decoding loop over `state.tokens`: the logits and the cache (None without).
+
+    With the cache, only the tokens the cache lacks are fed (all of them first, then the last).
+    `forward_fn` is the model, or a stand-in with its call signature (KL-budget decoding).
+    """
+    tokens, attention_mask = state.tokens, state.real.long()
+    if not use_cache:
+        with feeding(state, 0):
+            return forward_fn(tokens, attention_mask=attention_mask), None
+    fed_from = 0 if past is None else tokens.shape[1] - 1
+    with feeding(state, fed_from):
+        return forward_fn(
+            tokens[:, fed_from:],
+            return_type="logits_and_cache",
+            attention_mask=attention_mask,
+            past_key_values=past,
+            use_cache=True,
+        )
 
 
 def shared_prefix_length(sequences: Sequence[Sequence[int]], limit: int | None = None) -> int:
@@ -36,21 +186,21 @@ def shared_prefix_length(sequences: Sequence[Sequence[int]], limit: int | None =
 
 
 @dataclass
-class SuffixBatch:
+class SharedPrefixBatch:
     """One batch run on top of the shared prefix: the full layout and what the forward returned."""
 
-    tokens: Int[Tensor, "batch total"]  # [prefix | padding | own tokens]
+    tokens: Int[Tensor, "batch total"]  # [shared prefix | padding | own tokens]
     mask: Int[Tensor, "batch total"]
-    prefix_length: int
-    logits: Float[Tensor, "batch suffix vocab"] | None
-    cache: dict[str, Tensor]  # activations of the suffix positions only
+    shared_length: int  # tokens in the shared prefix
+    logits: Float[Tensor, "batch own vocab"] | None
+    cache: dict[str, Tensor]  # activations of the columns after the shared prefix only
     rows: slice
-    logits_start: int = 0  # suffix column of the first logits row (> 0 when only the last are kept)
+    logits_start: int = 0  # own column of the first logits row (> 0 when only the last are kept)
 
     def index(self, row: int, position: int) -> int:
-        """Column in `cache` (and in full `logits`) of an unpadded position past the prefix."""
+        """Column in `cache` (and in full `logits`) of an unpadded position past the shared prefix."""
         real = torch.nonzero(self.mask[row]).flatten()
-        column = int(real[position]) - self.prefix_length
+        column = int(real[position]) - self.shared_length
         if column < 0:
             raise IndexError(f"position {position} lies in the shared prefix")
         return column
@@ -61,7 +211,7 @@ class SuffixBatch:
 
 
 @torch.no_grad()
-def run_on_shared_prefix(
+def shared_prefix_batches(
     model,
     sequences: Sequence[Sequence[int]],
     prompt_lengths: Sequence[int] | None = None,
@@ -70,56 +220,60 @@ def run_on_shared_prefix(
     batch_size: int = 32,
     min_position: int | None = None,
     stop_at_layer: int | None = None,
-) -> Iterator[SuffixBatch]:
-    """Run `sequences` in batches over one shared prefix; yield each batch's suffix outputs.
+) -> Iterator[SharedPrefixBatch]:
+    """Run `sequences` in batches over their shared prefix, which runs once; yield each batch.
 
-    `min_position` caps the prefix so that position (and every later one) is computed in the
-    suffix forward, where its activations can be read. With `names_filter`, the cache holds those
-    hooks' activations and no logits are kept; `stop_at_layer` then ends the forward before
-    that block (the hooks read must lie below it).
+    The shared prefix runs at batch size one with the edits on; its KV cache is copied across
+    each batch and the rows' own tokens run on top of it. `min_position` caps the shared prefix
+    so that position (and every later one) is computed in the batch forward, where its
+    activations can be read. With `names_filter`, the cache holds those hooks' activations and no
+    logits are kept; `stop_at_layer` then ends the forward before that block.
     """
     if len(sequences) == 0:
         raise ValueError("no sequences given")
     limit = min(prompt_lengths) if prompt_lengths is not None else None
     if min_position is not None:
         limit = min_position if limit is None else min(limit, min_position)
-    prefix_length = shared_prefix_length(sequences, limit)
+    shared = shared_prefix_length(sequences, limit)
     device = next(model.parameters()).device
     pad_id = pad_token_id(model)
-    prefix = torch.tensor([list(sequences[0][:prefix_length])], device=device)
+    shared_tokens = torch.tensor([list(sequences[0][:shared])], dtype=torch.long, device=device)
     with edits(model, edit_list):
-        prefix_cache = None
-        if prefix_length > 0:
-            state = TokenState.for_tokens(prefix, prompt_lengths=[prefix_length])
-            with token_state(state):
-                _, prefix_cache = model(prefix, return_type="logits_and_cache", use_cache=True)
+        shared_cache = None
+        if shared > 0:
+            _, shared_cache = forward(
+                model,
+                shared_tokens,
+                prompt_lengths=[shared],
+                return_type="logits_and_cache",
+                use_cache=True,
+            )
         for start in range(0, len(sequences), batch_size):
             rows = slice(start, min(start + batch_size, len(sequences)))
-            own = [list(s[prefix_length:]) for s in sequences[rows]]
-            own_tokens, own_mask = left_pad(own, pad_id, device)
+            own_tokens, own_mask = left_pad([s[shared:] for s in sequences[rows]], pad_id, device)
             batch = own_tokens.shape[0]
-            tokens = torch.cat([prefix.expand(batch, -1), own_tokens], dim=1)
-            mask = torch.cat([torch.ones_like(tokens[:, :prefix_length]), own_mask], dim=1)
-            lengths = None if prompt_lengths is None else prompt_lengths[rows]
-            state = TokenState.for_tokens(tokens, mask, lengths)
-            state.chunk_start = prefix_length
+            tokens = torch.cat([shared_tokens.expand(batch, -1), own_tokens], dim=1)
+            mask = torch.cat([torch.ones_like(tokens[:, :shared]), own_mask], dim=1)
             past = None
-            if prefix_cache is not None:
-                past = copy.deepcopy(prefix_cache)
+            if shared_cache is not None:
+                past = copy.deepcopy(shared_cache)
                 past.batch_repeat_interleave(batch)
-            with token_state(state):
-                if names_filter is None:
-                    logits = model(own_tokens, attention_mask=mask, past_key_values=past)
-                    cache = {}
-                else:
-                    logits = None
-                    _, activation_cache = model.run_with_cache(
-                        own_tokens,
-                        attention_mask=mask,
-                        past_key_values=past,
-                        names_filter=names_filter,
-                        return_type=None,
-                        stop_at_layer=stop_at_layer,
-                    )
-                    cache = dict(activation_cache.items())
-            yield SuffixBatch(tokens, mask, prefix_length, logits, cache, rows)
+            run = dict(
+                prompt_lengths=None if prompt_lengths is None else prompt_lengths[rows],
+                fed_from=shared,
+                past_key_values=past,
+            )
+            if names_filter is None:
+                logits, cache = forward(model, tokens, mask, **run), {}
+            else:
+                logits = None
+                _, cache = activations(
+                    model,
+                    tokens,
+                    mask,
+                    names_filter=names_filter,
+                    return_type=None,
+                    stop_at_layer=stop_at_layer,
+                    **run,
+                )
+            yield SharedPrefixBatch(tokens, mask, shared, logits, cache, rows)

@@ -1,13 +1,14 @@
-"""Token ids and padding, shared by every forward: prompts to ids, left padding, pad and end ids.
+"""Token ids and padding, shared by every forward: prompts to ids, padding, pad and end ids.
 
 Strings are tokenized without added special tokens everywhere (the bridge's tokenizer would
-prepend BOS where Hugging Face does not), and batches are left padded with an attention mask.
+prepend BOS where Hugging Face does not). Batches are padded one way, `pad_batch` (left for
+decoding, `left_pad`), always with an attention mask; positions are counted from the mask.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from jaxtyping import Int
@@ -41,21 +42,35 @@ def encode_prompts(model, prompts: Sequence[str] | Sequence[Sequence[int]]) -> l
     return encoded
 
 
-def left_pad(
-    sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"
+def pad_batch(
+    sequences: Sequence[Sequence[int]],
+    pad_id: int,
+    side: Literal["left", "right"] = "left",
+    device: torch.device | str = "cpu",
 ) -> tuple[Int[Tensor, "batch total"], Int[Tensor, "batch total"]]:
-    """Stack token lists into a left-padded batch and its attention mask."""
+    """Stack token lists with padding on `side`, and the attention mask (1 at real tokens)."""
+    if side not in ("left", "right"):
+        raise ValueError(f"padding side must be 'left' or 'right', got {side!r}")
     length = max(len(s) for s in sequences)
     tokens = torch.full((len(sequences), length), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), length), dtype=torch.long)
     for row, seq in enumerate(sequences):
         if seq:
-            tokens[row, length - len(seq) :] = torch.tensor(list(seq))
-            mask[row, length - len(seq) :] = 1
+            columns = slice(length - len(seq), length) if side == "left" else slice(0, len(seq))
+            tokens[row, columns] = torch.tensor(list(seq), dtype=torch.long)
+            mask[row, columns] = 1
     return tokens.to(device), mask.to(device)
 
 
+def left_pad(
+    sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"
+) -> tuple[Int[Tensor, "batch total"], Int[Tensor, "batch total"]]:
+    """Stack token lists into a left-padded batch and its attention mask (what decoding needs)."""
+    return pad_batch(sequences, pad_id, "left", device)
+
+
 def pad_token_id(model) -> int:
+    """The id padding is filled with: the tokenizer's pad id, else its eos id, else 0."""
     tokenizer = model.tokenizer
     if tokenizer is not None and tokenizer.pad_token_id is not None:
         return int(tokenizer.pad_token_id)
@@ -65,6 +80,7 @@ def pad_token_id(model) -> int:
 
 
 def context_length(model) -> int:
+    """How many positions the model can attend over."""
     return int(model.cfg.n_ctx)
 
 

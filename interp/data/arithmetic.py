@@ -1,6 +1,6 @@
 """Seeded addition problems, their prompts, and the gold answer's tokens as the model splits them.
 
-Three prompt styles:
+Three prompt styles (`ARITHMETIC_PROMPT_STYLES`; the number-line configs call the choice `style`):
   numprobe  "Question: What is the sum of {a} and {b}?\\nAnswer: " (the NumProbe prompt)
   chat      the model's chat template around "Reply with the number only. What is the sum of
             {a} and {b}?" (the fixed instruction first: every problem shares it, so shared-prefix
@@ -20,7 +20,9 @@ from dataclasses import dataclass
 CHAT_INSTRUCTION = "Reply with the number only. What is the sum of {a} and {b}?"
 NUMPROBE_PROMPT = "Question: What is the sum of {a} and {b}?\nAnswer: "
 COMPACT_PROMPT = "{a}+{b}="
-PROMPT_STYLES = ("numprobe", "chat", "compact")
+# How an addition problem becomes a prompt (the number line); math problems have their own
+# styles, interp.data.math_prompts.MATH_PROMPT_STYLES.
+ARITHMETIC_PROMPT_STYLES = ("numprobe", "chat", "compact")
 
 
 class ArithmeticDataError(ValueError):
@@ -92,31 +94,34 @@ def _random_number(rng: random.Random, digits: int) -> int:
     return rng.randint(10 ** (digits - 1) if digits > 1 else 0, 10**digits - 1)
 
 
-def prompt_text(problem: AdditionProblem, style: str, tokenizer=None) -> str:
-    """The prompt string of one problem in a style (chat needs the tokenizer's template)."""
-    if style == "numprobe":
+def prompt_text(problem: AdditionProblem, prompt_style: str, tokenizer=None) -> str:
+    """The prompt string of one problem in a style of `ARITHMETIC_PROMPT_STYLES` (chat needs the
+    tokenizer's template)."""
+    if prompt_style == "numprobe":
         return NUMPROBE_PROMPT.format(a=problem.a, b=problem.b)
-    if style == "compact":
+    if prompt_style == "compact":
         return COMPACT_PROMPT.format(a=problem.a, b=problem.b)
-    if style == "chat":
+    if prompt_style == "chat":
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise ArithmeticDataError(
-                "the chat style needs a tokenizer with a chat template; use style='numprobe' "
+                "the chat style needs a tokenizer with a chat template; use prompt style 'numprobe' "
                 "for a base model"
             )
         messages = [{"role": "user", "content": CHAT_INSTRUCTION.format(a=problem.a, b=problem.b)}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    raise ArithmeticDataError(f"unknown prompt style {style!r}; use one of {PROMPT_STYLES}")
+    raise ArithmeticDataError(
+        f"unknown prompt style {prompt_style!r}; use one of {ARITHMETIC_PROMPT_STYLES}"
+    )
 
 
 def default_style(tokenizer) -> str:
-    """Chat when the tokenizer has a template (instruct models), NumProbe's prompt otherwise."""
+    """The default of `ARITHMETIC_PROMPT_STYLES`: chat when the tokenizer has a template (instruct models), NumProbe's prompt otherwise."""
     return "chat" if getattr(tokenizer, "chat_template", None) else "numprobe"
 
 
-def encode_problem(problem: AdditionProblem, tokenizer, style: str) -> EncodedProblem:
+def encode_problem(problem: AdditionProblem, tokenizer, prompt_style: str) -> EncodedProblem:
     """Tokenize prompt and answer together and locate the operands; see module docstring."""
-    text = prompt_text(problem, style, tokenizer)
+    text = prompt_text(problem, prompt_style, tokenizer)
     answer_text = str(problem.total)
     prompt_ids = tokenizer.encode(text, add_special_tokens=False)
     full_ids = tokenizer.encode(text + answer_text, add_special_tokens=False)
@@ -162,11 +167,13 @@ def _token_at_char(offsets: list[tuple[int, int]], char_index: int) -> int:
     raise ArithmeticDataError(f"no token covers character {char_index}")
 
 
-def encode_problems(problems: list[AdditionProblem], tokenizer, style: str) -> list[EncodedProblem]:
+def encode_problems(
+    problems: list[AdditionProblem], tokenizer, prompt_style: str
+) -> list[EncodedProblem]:
     """Encode many problems; an empty list is an error (nothing to probe or sweep)."""
     if not problems:
         raise ArithmeticDataError("no problems given")
-    return [encode_problem(p, tokenizer, style) for p in problems]
+    return [encode_problem(p, tokenizer, prompt_style) for p in problems]
 
 
 def digit_token_ids(tokenizer) -> set[int]:

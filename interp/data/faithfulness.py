@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interp.data.jsonl import read_numbered_jsonl
+
 __all__ = [
     "FaithfulnessTriple",
     "Restatement",
@@ -114,44 +116,33 @@ def load_triples(path: str | os.PathLike) -> list[FaithfulnessTriple]:
         )
     triples: list[FaithfulnessTriple] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{where}: invalid JSON ({error.msg})") from error
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            missing = [
-                k for k in ("question", "correct_answers", "incorrect_answers") if k not in row
-            ]
-            if missing:
-                raise ValueError(
-                    f"{where}: missing field(s) {missing} (fields present: {sorted(row)}); each row "
-                    f"needs question, correct_answers and incorrect_answers"
-                )
-            _check_triple(row["question"], row["correct_answers"], row["incorrect_answers"], where)
-            ident = str(row.get("id", f"{path.stem}/{lineno}"))
-            if ident in seen:
-                raise ValueError(f"{where}: id {ident!r} appears twice; ids must be unique")
-            seen.add(ident)
-            meta = {
-                k: v
-                for k, v in row.items()
-                if k not in ("id", "question", "correct_answers", "incorrect_answers")
-            }
-            triples.append(
-                FaithfulnessTriple(
-                    ident,
-                    row["question"],
-                    tuple(row["correct_answers"]),
-                    tuple(row["incorrect_answers"]),
-                    meta,
-                )
+    for lineno, row in read_numbered_jsonl(path):
+        where = f"{path}:{lineno}"
+        missing = [k for k in ("question", "correct_answers", "incorrect_answers") if k not in row]
+        if missing:
+            raise ValueError(
+                f"{where}: missing field(s) {missing} (fields present: {sorted(row)}); each row "
+                f"needs question, correct_answers and incorrect_answers"
             )
+        _check_triple(row["question"], row["correct_answers"], row["incorrect_answers"], where)
+        ident = str(row.get("id", f"{path.stem}/{lineno}"))
+        if ident in seen:
+            raise ValueError(f"{where}: id {ident!r} appears twice; ids must be unique")
+        seen.add(ident)
+        meta = {
+            k: v
+            for k, v in row.items()
+            if k not in ("id", "question", "correct_answers", "incorrect_answers")
+        }
+        triples.append(
+            FaithfulnessTriple(
+                ident,
+                row["question"],
+                tuple(row["correct_answers"]),
+                tuple(row["incorrect_answers"]),
+                meta,
+            )
+        )
     if not triples:
         raise ValueError(f"{path}: no triples found (the file is empty)")
     return triples

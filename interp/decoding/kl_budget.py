@@ -6,35 +6,17 @@ passes a budget; from then on the tokens it is fed are no longer edited.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from typing import Any
 
 import torch
-from jaxtyping import Int
 from torch import Tensor
 
-from interp.core.positions import TokenState, current_state, token_state
+from interp.core.positions import current_state
+from interp.core.runner import feeding
 from interp.core.tokens import GenerationError
 
 _NO_LIMIT = 2**62
-
-
-@dataclass
-class _LimitedState(TokenState):
-    """A token state in which each sequence may be edited only at real positions below a limit.
-
-    Every position rule ANDs its mask with `is_real()`, so narrowing it here narrows every rule.
-    The limit is a position, not a switch, so the prompt stays edited whether or not the KV cache
-    keeps it: decoding without the cache recomputes it edited, exactly as the cache holds it.
-    """
-
-    edit_limit: Int[Tensor, " batch"] | None = None
-
-    def is_real(self) -> Tensor:
-        real = super().is_real()
-        if self.edit_limit is None:
-            return real
-        return real & (self.chunk_index() < self.edit_limit[:, None])
 
 
 def _twice(x: Tensor) -> Tensor:
@@ -66,26 +48,22 @@ class KLBudgetForward:
         state = current_state()
         n = self.batch
         limit = self.limit.to(feed.device)
+        # The prompt stays edited whether or not the KV cache keeps it: the limit is a position,
+        # not a switch, so decoding without the cache recomputes it edited, as the cache holds it.
         if self.paired:
-            active = torch.arange(2 * n, device=feed.device) < n
-            run_state = _LimitedState(
+            run_state = dataclasses.replace(
+                state,
                 tokens=_twice(state.tokens),
                 real=_twice(state.real),
                 prompt_lengths=_twice(state.prompt_lengths),
-                chunk_start=state.chunk_start,
-                active=active,
+                active=torch.arange(2 * n, device=feed.device) < n,
                 edit_limit=_twice(limit),
+                touched=None,
             )
             feed, attention_mask = _twice(feed), _twice(attention_mask)
         else:
-            run_state = _LimitedState(
-                tokens=state.tokens,
-                real=state.real,
-                prompt_lengths=state.prompt_lengths,
-                chunk_start=state.chunk_start,
-                edit_limit=limit,
-            )
-        with token_state(run_state):
+            run_state = dataclasses.replace(state, edit_limit=limit, touched=None)
+        with feeding(run_state, state.chunk_start):
             output = self.model(
                 feed, attention_mask=attention_mask, return_type=return_type, **kwargs
             )

@@ -1,6 +1,6 @@
 """One decoding loop for every experiment: batched, left padded, with or without the KV cache.
 
-Before each forward the loop publishes a `TokenState` (tokens so far, where each prompt ends, which
+Before each forward the loop publishes a `TokenState` through the runner (tokens so far, where each prompt ends, which
 positions this forward feeds, which sequences are still edited), so position-selective edits land
 on exactly the positions their rule names, whatever the batching and caching. Logit processors see
 the next-token logits and the state (a logits penalty is one). Greedy output with no edits equals
@@ -19,14 +19,13 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.core.kv_reuse import RowCache, stack_row_caches
-from interp.core.positions import TokenState, token_state
+from interp.core.runner import decode_step, decoding_state
 from interp.core.tokens import (
     GenerationError,
     check_continuation,
     context_length,
     encode_prompts,
     eos_token_ids,
-    left_pad,
     pad_token_id,
 )
 from interp.decoding.kl_budget import KLBudgetForward
@@ -161,9 +160,8 @@ def _decode_batch(
     """
     device = next(model.parameters()).device
     pad_id = pad_token_id(model)
-    tokens, attention_mask = left_pad(prompts, pad_id, device)
-    batch = tokens.shape[0]
-    state = TokenState.for_tokens(tokens, attention_mask, prompt_lengths)
+    state = decoding_state(model, prompts, prompt_lengths)
+    batch = state.tokens.shape[0]
     eos = eos_token_ids(model) if config.stop_at_eos else set()
     eos_tensor = torch.tensor(sorted(eos) or [-1], device=device)
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
@@ -178,20 +176,7 @@ def _decode_batch(
     forward = model if budget is None else budget
 
     for _ in range(config.max_new_tokens):
-        with token_state(state):
-            if config.use_cache:
-                feed = tokens if past is None else tokens[:, -1:]
-                state.chunk_start = tokens.shape[1] - feed.shape[1]
-                logits, past = forward(
-                    feed,
-                    return_type="logits_and_cache",
-                    attention_mask=attention_mask,
-                    past_key_values=past,
-                    use_cache=True,
-                )
-            else:
-                state.chunk_start = 0
-                logits = forward(tokens, attention_mask=attention_mask)
+        logits, past = decode_step(forward, state, past, config.use_cache)
         model_logits = logits[:, -1, :].float()
         next_logits = model_logits
         for processor in logit_processors:
@@ -220,8 +205,6 @@ def _decode_batch(
         if bool(finished.all()):
             break
         state.extend(next_tokens)
-        tokens = state.tokens
-        attention_mask = state.real.long()
 
     touched = state.touched
     out = []

@@ -1,14 +1,28 @@
-"""Figures of training runs: loss and bias norm per step, and the bias-control trajectories."""
+"""Figures of training runs: loss and bias norm per step, the bias-control trajectories, and the
+accuracy and length of each arm of the training comparison (`interp.analyses.reft_compare`)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from interp.figures.common import TEMPLATE
+from interp.figures.common import TEMPLATE, wilson_error_bars
+
+if TYPE_CHECKING:
+    from interp.analyses.reft_compare import ReftCompareResult
+
+# how the prefix arms of the training comparison are named in the trajectories figure
+PREFIX_ARM_LABELS = {
+    "red_prefix": "no control",
+    "red_prefix_pid_reference": "PID, BREP's form (weight scales the CE)",
+    "red_prefix_pid": "PID, penalty form (weight of a hinge norm penalty)",
+}
 
 
 def training_figure(result) -> go.Figure:
@@ -35,7 +49,7 @@ def training_figure(result) -> go.Figure:
 
 
 def bias_control_figure(runs: Mapping[str, object], target: float | None = None) -> go.Figure:
-    """Mean RED bias norm per step for several runs (e.g. no control, reference PID, penalty PID),
+    """Mean RED bias norm per step for several runs (e.g. no control, BREP's PID form, penalty PID),
     with each controlled run's weight on a log axis below."""
     fig = make_subplots(
         rows=2,
@@ -89,4 +103,48 @@ def bias_control_figure(runs: Mapping[str, object], target: float | None = None)
         title="Bias-norm control under AdamW (dotted: the controller's weight)",
         legend=dict(orientation="h", x=0.0, y=-0.18),
     )
+    return fig
+
+
+def bias_trajectories_figure(out: str | os.PathLike = "runs/reft_compare") -> go.Figure:
+    """The bias-norm trajectories of the prefix arms that `reft_compare.run` trained under `out`
+    (no control, the PID form of BREP's code, the penalty PID)."""
+    from interp.storage import is_saved
+    from interp.training.trainer import TrainResult
+
+    out = Path(out)
+    runs = {}
+    for arm, label in PREFIX_ARM_LABELS.items():
+        path = out / "train" / arm / "history"
+        if is_saved(path):
+            runs[label] = TrainResult.load(path)
+    if not runs:
+        raise FileNotFoundError(f"no training histories under {out / 'train'}; run the arms first")
+    return bias_control_figure(runs)
+
+
+def reft_compare_figure(result: ReftCompareResult) -> go.Figure:
+    """Accuracy (95% Wilson interval) and mean tokens per arm of the training comparison."""
+    rows = result.rows
+    names = [r["arm"] for r in rows]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy (95% CI)", "mean tokens"))
+    fig.add_trace(
+        go.Bar(
+            x=names,
+            y=[r["accuracy"] for r in rows],
+            error_y=wilson_error_bars(rows, "accuracy", "accuracy_low", "accuracy_high"),
+            showlegend=False,
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(go.Bar(x=names, y=[r["mean_tokens"] for r in rows], showlegend=False), 1, 2)
+    fig.update_layout(
+        template=TEMPLATE,
+        title=(
+            f"GSM8K {result.config.eval_split}, {result.config.n_eval} problems "
+            f"({result.meta.get('model', '')})"
+        ),
+    )
+    fig.update_yaxes(range=[0, 1], row=1, col=1)
     return fig

@@ -2,6 +2,7 @@
 
 Analyses that compare conditions (prefix swap, SEAL steering, KL-budget decoding) take arms, so
 "the model with a RED" and "the plain model" are values that can be passed around, named and saved.
+`Arm.of(model_or_arm, edits)` is the one way an analysis turns what it was given into an arm.
 """
 
 from __future__ import annotations
@@ -38,6 +39,24 @@ class Arm:
                 raise TypeError(
                     f"Arm {self.name!r}: edits must be interp.interventions.Edit, got {type(edit).__name__}"
                 )
+
+    @classmethod
+    def of(cls, model_or_arm: Any, edits: Iterable[Edit] = (), name: str | None = None) -> Arm:
+        """What analyses accept as "a model or an arm": an Arm comes back as it is; a model
+        becomes an Arm carrying `edits` (named `name`, else "plain" / "edited").
+
+        Giving edits with an Arm is an error, since it is unclear which edits should run.
+        """
+        edits = tuple(edits)
+        if isinstance(model_or_arm, Arm):
+            if edits:
+                raise ValueError(
+                    f"pass edits through the Arm ({model_or_arm.name!r}) or through edits=, not both"
+                )
+            return model_or_arm
+        if name is None:
+            name = "edited" if edits else "plain"
+        return cls(name, model_or_arm, edits)
 
     @classmethod
     def plain(cls, model, name: str = "plain") -> Arm:

@@ -4,7 +4,9 @@
         logits = model(tokens)
 
 Everything is checked before any forward runs (unknown hook, layer out of range, wrong width), and
-the hooks are always removed when the block ends, on error too.
+the hooks are always removed when the block ends, on error too (the bridge's `model.hooks`
+context attaches and removes them). A rule other than `AllPositions` reads the token state that
+`interp.core.runner` (and the decoding loop, through it) publishes; without one it raises.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.core.positions import AllPositions, PositionRule, TokenState, current_state
+from interp.core.positions import AllPositions, PositionRule, current_state
 from interp.interventions.functions import EditFunction
 
 
@@ -105,33 +107,27 @@ def check_edit(model, edit: Edit) -> None:
         )
 
 
-def _default_state(activation: Tensor) -> TokenState:
-    """A bare forward with no state: every position is a real prompt token."""
-    batch, seq = activation.shape[:2]
-    return TokenState.for_tokens(
-        torch.zeros(batch, seq, dtype=torch.long, device=activation.device)
-    )
-
-
 def _make_hook(edit: Edit):
     """The TransformerLens hook function that applies `edit` on its positions."""
 
     def hook_fn(activation: Float[Tensor, "batch pos ..."], hook) -> Tensor:
         state = current_state()
         if state is None:
-            if edit.positions.needs_tokens:
+            if not isinstance(edit.positions, AllPositions):
                 raise EditError(
-                    f"the position rule {edit.positions.to_dict()['kind']!r} needs the token ids: "
-                    f"decode with interp.decoding.loop.generate, or run the forward inside "
-                    f"`with interp.core.positions.token_state(TokenState.for_tokens(tokens)):`"
+                    f"the position rule {edit.positions.to_dict()['kind']!r} needs to know where "
+                    f"each prompt ends and which tokens this forward feeds, and no token state is "
+                    f"set: decode with interp.generate, or run the forward through "
+                    f"interp.core.runner (e.g. runner.forward(model, tokens, mask, "
+                    f"prompt_lengths=...)). Only AllPositions edits run in a bare forward."
                 )
-            state = _default_state(activation)
+            return edit.function(activation).to(activation.dtype)
         n_chunk = state.tokens.shape[1] - state.chunk_start
         if activation.shape[1] != n_chunk or activation.shape[0] != state.tokens.shape[0]:
             raise EditError(
                 f"the token state covers {tuple(state.tokens.shape[:1]) + (n_chunk,)} positions but "
-                f"{hook.name} sees activations of shape {tuple(activation.shape)}; set the state "
-                f"for the tokens this forward actually feeds"
+                f"{hook.name} sees activations of shape {tuple(activation.shape)}; run the forward "
+                f"through interp.core.runner with the tokens it actually feeds"
             )
         mask = edit.positions.mask(state)
         if state.active is not None:
@@ -154,17 +150,9 @@ def edits(model, edit_list: Sequence[Edit]) -> Iterator[list[Edit]]:
         if not isinstance(edit, Edit):
             raise EditError(f"expected Edit objects, got {type(edit).__name__}")
         check_edit(model, edit)
-    attached: list[tuple[object, object]] = []
-    try:
-        for edit in edit_list:
-            hook_point = model.hook_dict[edit.hook]
-            device = next(model.parameters()).device
-            edit.function.to(device)
-            handle = hook_point.add_hook(_make_hook(edit), dir="fwd")
-            attached.append((hook_point, handle))
+    device = next(model.parameters()).device
+    for edit in edit_list:
+        edit.function.to(device)
+    # The bridge's own hook context attaches them and removes exactly these, on error too.
+    with model.hooks(fwd_hooks=[(edit.hook, _make_hook(edit)) for edit in edit_list]):
         yield edit_list
-    finally:
-        for hook_point, handle in reversed(attached):
-            handle.hook.remove()
-            if handle in hook_point.fwd_hooks:
-                hook_point.fwd_hooks.remove(handle)

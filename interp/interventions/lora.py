@@ -12,7 +12,6 @@ modules are never replaced or changed. B starts at zero, so a fresh LoRA changes
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import re
@@ -22,13 +21,12 @@ from typing import Any
 
 import torch
 from jaxtyping import Float
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from interp.results import atomic_directory
+from interp.storage import StorageError, check_keys, load_folder, save_folder
 
-LORA_FILES = ("lora.safetensors", "lora.json")
+KIND = "lora"
+CONFIG_KEYS = ("rank", "alpha", "modules")
 
 
 class LoRAError(ValueError):
@@ -167,54 +165,32 @@ class LoRA(nn.Module):
                 handle.remove()
 
     def config(self) -> dict[str, Any]:
+        """What rebuilds this LoRA's shape: rank, alpha and the target layers' shapes."""
         return {
-            "kind": "lora",
             "rank": self.rank,
             "alpha": self.alpha,
             "modules": {name: list(shape) for name, shape in self.shapes.items()},
         }
 
 
-def save_lora(directory: str | os.PathLike, lora: LoRA, **extra: Any) -> Path:
-    """Write `lora.safetensors` + `lora.json` (shapes, rank, alpha, anything in `extra`) atomically."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in lora.state_dict().items()}
-    with atomic_directory(directory) as tmp:
-        save_file(tensors, str(tmp / "lora.safetensors"))
-        (tmp / "lora.json").write_text(
-            json.dumps({**lora.config(), **extra}, indent=1, default=str)
-        )
-    return directory
-
-
-def read_lora_config(directory: str | os.PathLike) -> dict[str, Any]:
-    path = Path(directory) / "lora.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{directory} is not a LoRA checkpoint (no lora.json)")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise LoRAError(f"{path} is corrupt ({error}); re-save the checkpoint") from error
-    if config.get("kind") != "lora":
-        raise LoRAError(f"{path} describes a {config.get('kind')!r}, not a LoRA")
-    return config
+def save_lora(directory: str | os.PathLike, lora: LoRA, **meta: Any) -> Path:
+    """Write a "lora" folder (config: shapes, rank, alpha; `meta`: e.g. model name) atomically."""
+    return save_folder(directory, KIND, config=lora.config(), meta=meta, tensors=lora.state_dict())
 
 
 def load_lora(directory: str | os.PathLike, model=None) -> LoRA:
     """Rebuild a saved LoRA; with `model`, check every target layer and shape against it first."""
     directory = Path(directory)
-    config = read_lora_config(directory)
+    try:
+        stored = load_folder(directory, KIND)
+        check_keys(stored.config, CONFIG_KEYS, f"the config of {directory}")
+    except StorageError as error:
+        raise LoRAError(str(error)) from error
+    config = stored.config
     shapes = {name: tuple(shape) for name, shape in config["modules"].items()}
     lora = LoRA(shapes, rank=config["rank"], alpha=config["alpha"])
     try:
-        tensors = load_file(str(directory / "lora.safetensors"))
-    except (SafetensorError, FileNotFoundError, OSError) as error:
-        raise LoRAError(
-            f"{directory / 'lora.safetensors'} is missing or corrupt ({error}); re-save it"
-        ) from error
-    try:
-        lora.load_state_dict(tensors, strict=True)
+        lora.load_state_dict(stored.tensors, strict=True)
     except RuntimeError as error:
         raise LoRAError(f"the LoRA in {directory} does not load: {error}") from error
     if model is not None:

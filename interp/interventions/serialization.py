@@ -1,33 +1,30 @@
-"""Save and load edits: tensors in safetensors, everything else in a JSON config beside them.
+"""Save and load edits as an "edits" folder of the one on-disk format (`interp.storage`).
 
-A checkpoint is a folder with `edits.safetensors` and `edits.json`. Loading checks every edit
-against the model (hook names, widths) and loads tensors strictly, so a checkpoint that does not
-fit the model is a clear error and nothing loads half-way.
+`interp.json` holds the edits (hook, function config, position rule of each) under `config` and
+anything the caller adds (model name, training config) under `meta`; the tensors are named
+`<index>.<parameter>`. Loading checks every edit against the model (hook names, widths) and loads
+tensors strictly, so a checkpoint that does not fit the model is a clear error and nothing loads
+half-way.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-
 from interp.core.positions import PositionRule
 from interp.interventions.edits import Edit, EditError, check_edit
 from interp.interventions.functions import EDIT_FUNCTIONS
-from interp.results import atomic_directory
+from interp.storage import StorageError, check_keys, load_folder, read_record, save_folder
 
-FORMAT_VERSION = 1
+KIND = "edits"
+ENTRY_KEYS = ("hook", "function", "positions")
 
 
-def save_edits(directory: str | os.PathLike, edit_list: Sequence[Edit], **extra: Any) -> Path:
-    """Write `edit_list` (and any JSON-ready `extra`, e.g. model name, training config) atomically."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
+def save_edits(directory: str | os.PathLike, edit_list: Sequence[Edit], **meta: Any) -> Path:
+    """Write `edit_list` (and JSON-ready `meta`, e.g. model name, training config) atomically."""
     tensors = {}
     entries = []
     for index, edit in enumerate(edit_list):
@@ -39,37 +36,31 @@ def save_edits(directory: str | os.PathLike, edit_list: Sequence[Edit], **extra:
             }
         )
         for name, value in edit.function.state_dict().items():
-            tensors[f"{index}.{name}"] = value.detach().cpu().contiguous()
-    with atomic_directory(directory) as tmp:
-        save_file(tensors, str(tmp / "edits.safetensors"))
-        config = {"format_version": FORMAT_VERSION, "edits": entries, **extra}
-        (tmp / "edits.json").write_text(json.dumps(config, indent=1, default=str))
-    return directory
+            tensors[f"{index}.{name}"] = value
+    return save_folder(directory, KIND, config={"edits": entries}, meta=meta, tensors=tensors)
 
 
 def read_checkpoint_config(directory: str | os.PathLike) -> dict[str, Any]:
-    """The JSON half of a checkpoint (edit kinds, hooks, model name, training config)."""
-    path = Path(directory) / "edits.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{directory} is not an edit checkpoint (no edits.json)")
+    """The checked `interp.json` of an edit checkpoint: `config["edits"]`, `meta` (model name,
+    training config), without reading the tensors."""
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise EditError(f"{path} is corrupt ({error}); re-save the checkpoint") from error
+        return read_record(directory, KIND)
+    except StorageError as error:
+        raise EditError(str(error)) from error
 
 
 def load_edits(directory: str | os.PathLike, model=None) -> list[Edit]:
     """Rebuild the edits of a checkpoint; with `model`, check that they fit it first."""
     directory = Path(directory)
-    config = read_checkpoint_config(directory)
     try:
-        tensors = load_file(str(directory / "edits.safetensors"))
-    except (SafetensorError, FileNotFoundError, OSError) as error:
-        raise EditError(
-            f"{directory / 'edits.safetensors'} is missing or corrupt ({error}); re-save the checkpoint"
-        ) from error
+        stored = load_folder(directory, KIND)
+        check_keys(stored.config, ("edits",), f"the config of {directory}")
+        for index, entry in enumerate(stored.config["edits"]):
+            check_keys(entry, ENTRY_KEYS, f"edit {index} of {directory}")
+    except StorageError as error:
+        raise EditError(str(error)) from error
     edit_list = []
-    for index, entry in enumerate(config["edits"]):
+    for index, entry in enumerate(stored.config["edits"]):
         kind = entry["function"]["kind"]
         if kind not in EDIT_FUNCTIONS:
             raise EditError(
@@ -77,7 +68,7 @@ def load_edits(directory: str | os.PathLike, model=None) -> list[Edit]:
             )
         function = EDIT_FUNCTIONS[kind].from_config(entry["function"])
         prefix = f"{index}."
-        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        state = {k[len(prefix) :]: v for k, v in stored.tensors.items() if k.startswith(prefix)}
         try:
             function.load_state_dict(state, strict=True)
         except RuntimeError as error:

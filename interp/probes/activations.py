@@ -14,7 +14,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.core.runner import run_on_shared_prefix
+from interp.core.runner import shared_prefix_batches
 from interp.interventions import Edit, check_hook
 
 
@@ -41,8 +41,8 @@ def activations_at(
     """Activations at `hooks` for each sequence at its `positions` (indices into the unpadded sequence).
 
     Every sequence must ask for the same number of positions. A prefix shared by all sequences
-    runs once (see `interp.core.runner`); only positions after it are read, so the prefix stops before
-    the earliest requested position.
+    runs once (`interp.core.runner.shared_prefix_batches`); only positions after it are read, so
+    the shared prefix stops before the earliest requested position.
     """
     if len(sequences) == 0:
         raise ValueError("no sequences given: nothing to read activations from")
@@ -54,7 +54,7 @@ def activations_at(
     wanted = set(hooks)
     earliest = min(min(p) for p in positions)
     chunks = []
-    batches = run_on_shared_prefix(
+    batches = shared_prefix_batches(
         model,
         sequences,
         prompt_lengths,

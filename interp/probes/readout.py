@@ -10,8 +10,9 @@ on either side of each part:
     left:  [pad | prefix] [pad | suffix]        right: [prefix | pad] [suffix | pad]
 
 Positions are counted from the attention mask, so every row computes what it would alone; the
-last real token is read from the mask, never a pad (the reference code's truthfulness probe read
-position -1 of right-padded input).
+last real token is read from the mask, never a pad (the truthfulness probe in the code of the BREP
+study, arXiv 2511.10707, read position -1 of right-padded input). The forwards run through
+`interp.core.runner`, so edits see each row's real positions across both parts.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.core.positions import TokenState, token_state
-from interp.core.tokens import context_length, pad_token_id
+from interp.core.runner import activations, forward
+from interp.core.tokens import context_length, pad_batch, pad_token_id
 from interp.interventions import Edit, check_hook, edits
 
 
@@ -39,23 +40,8 @@ class LastTokenReadout:
     answer_tokens: Int[Tensor, " n"]
 
 
-def pad_batch(
-    sequences: Sequence[Sequence[int]], pad_id: int, side: Literal["left", "right"]
-) -> tuple[Int[Tensor, "batch total"], Int[Tensor, "batch total"]]:
-    """Stack token lists with padding on `side`, and the attention mask (1 at real tokens)."""
-    if side not in ("left", "right"):
-        raise ValueError(f"padding side must be 'left' or 'right', got {side!r}")
-    length = max(len(s) for s in sequences)
-    tokens = torch.full((len(sequences), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), length), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        columns = slice(length - len(seq), length) if side == "left" else slice(0, len(seq))
-        tokens[row, columns] = torch.tensor(list(seq), dtype=torch.long)
-        mask[row, columns] = 1
-    return tokens, mask
-
-
 def _check_inputs(model, sequences, prompt_lengths, hooks) -> None:
+    """Raise a clear error for an empty input, a prompt or answer too short, or a text too long."""
     if len(sequences) == 0:
         raise ValueError("no sequences given: nothing to read")
     if len(prompt_lengths) != len(sequences):
@@ -109,34 +95,29 @@ def read_last_token(
             owner = torch.tensor([g for g, prefix in enumerate(chunk) for _ in groups[prefix]])
             lengths = [prompt_lengths[i] for i in members]
             # The shared prefix, once per group, keeping its KV cache.
-            prefix_tokens, prefix_mask = pad_batch(chunk, pad_id, padding_side)
-            prefix_tokens, prefix_mask = prefix_tokens.to(device), prefix_mask.to(device)
-            with token_state(
-                TokenState.for_tokens(prefix_tokens, prefix_mask, [len(p) + 1 for p in chunk])
-            ):
-                _, past = model(
-                    prefix_tokens,
-                    attention_mask=prefix_mask,
-                    return_type="logits_and_cache",
-                    use_cache=True,
-                    logits_to_keep=1,
-                )
+            prefix_tokens, prefix_mask = pad_batch(chunk, pad_id, padding_side, device)
+            _, past = forward(
+                model,
+                prefix_tokens,
+                prefix_mask,
+                prompt_lengths=[len(p) + 1 for p in chunk],
+                return_type="logits_and_cache",
+                use_cache=True,
+                logits_to_keep=1,
+            )
             past.reorder_cache(owner.to(device))
             # Each member's suffix: the prompt's last token, then the answer.
             suffixes = [sequences[i][prompt_lengths[i] - 1 :] for i in members]
-            own_tokens, own_mask = pad_batch(suffixes, pad_id, padding_side)
-            own_tokens, own_mask = own_tokens.to(device), own_mask.to(device)
-            tokens = torch.cat([prefix_tokens[owner.to(device)], own_tokens], dim=1)
-            mask = torch.cat([prefix_mask[owner.to(device)], own_mask], dim=1)
-            state = TokenState.for_tokens(tokens, mask, lengths)
-            state.chunk_start = prefix_tokens.shape[1]
-            with token_state(state):
-                logits, cache = model.run_with_cache(
-                    own_tokens,
-                    attention_mask=mask,
-                    past_key_values=past,
-                    names_filter=lambda name: name in wanted,
-                )
+            own_tokens, own_mask = pad_batch(suffixes, pad_id, padding_side, device)
+            logits, cache = activations(
+                model,
+                torch.cat([prefix_tokens[owner.to(device)], own_tokens], dim=1),
+                torch.cat([prefix_mask[owner.to(device)], own_mask], dim=1),
+                names_filter=lambda name: name in wanted,
+                prompt_lengths=lengths,
+                fed_from=prefix_tokens.shape[1],
+                past_key_values=past,
+            )
             for row, index in enumerate(members):
                 real = torch.nonzero(own_mask[row]).flatten()  # suffix columns of real tokens
                 last = int(real[-1])

@@ -2,7 +2,9 @@
 
 Extraction takes the model's *final* answer (last complete `\\boxed{}`, else `#### X`, else "the
 answer is X", else the last number) and never searches the output for the gold: an output that
-mentions the gold on the way to a different answer is wrong.
+mentions the gold on the way to a different answer is wrong. Extraction takes time linear in the
+output's length (braces are matched in one pass; only the last `MAX_ANSWER_PHRASES` "answer is"
+phrases, each cut to `MAX_PHRASE_CHARS`, are read), so no output can stall it.
 
 Equivalence: normalise both sides (dollar signs, thousands commas, units, `\\text{}`, degrees), then
 compare numbers exactly / within a relative tolerance when both sides are plain numbers, else ask
@@ -10,6 +12,10 @@ compare numbers exactly / within a relative tolerance when both sides are plain 
 timeout relies on SIGALRM (main thread only) and a signal cannot stop a long C-level computation
 (sympy on `2^{2^{2^{10}}}` grows memory for minutes), whereas a process can be killed. So
 `is_equivalent` works from any thread and honours its timeout.
+
+Inputs: text (`str`), or a number (`int`, finite `float`, `Fraction`) that is graded as the number
+it is; a model output may also be None (no answer). Anything else (bytes, bool, NaN, infinity,
+None as gold) raises a `TypeError`/`ValueError` that says what was passed.
 """
 
 from __future__ import annotations
@@ -22,9 +28,12 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
+from numbers import Integral, Real
 
 __all__ = [
     "Grade",
@@ -34,6 +43,7 @@ __all__ = [
     "parse_number",
     "is_equivalent",
     "grade",
+    "as_answer_text",
     "symbolic_timeouts",
     "shutdown_workers",
 ]
@@ -41,6 +51,39 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 REL_TOL = Fraction(1, 10**6)
+MAX_ANSWER_PHRASES = 50  # "the answer is" phrases read, from the last one back
+MAX_PHRASE_CHARS = 500  # of the text after each "the answer is" (an answer is never longer)
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs
+
+
+def as_answer_text(value: object, role: str, allow_none: bool = False) -> str | None:
+    """`value` as text to grade: a str as is, an int or finite float/Fraction as its decimal form.
+
+    `role` ("output", "gold", "predicted") names the argument in the error for anything else.
+    """
+    if isinstance(value, str):
+        return value
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or value is None or isinstance(value, bytes | bytearray):
+        hint = " (decode it to str first)" if isinstance(value, bytes | bytearray) else ""
+        raise TypeError(
+            f"the {role} must be a str or a number, not {type(value).__name__} {value!r}{hint}"
+        )
+    if isinstance(value, Integral):
+        return str(int(value))
+    if isinstance(value, Fraction):
+        return f"{value.numerator}/{value.denominator}" if value.denominator != 1 else str(value)
+    if isinstance(value, Real):
+        number = float(value)
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError(f"the {role} is {number}, not a finite number: it cannot be graded")
+        return format(Decimal(repr(number)), "f")
+    raise TypeError(f"the {role} must be a str or a number, not {type(value).__name__}")
+
 
 # --------------------------------------------------------------------------------------------------
 # Extraction
@@ -69,23 +112,39 @@ def _match_brace(text: str, open_at: int) -> int | None:
     return None
 
 
+_BRACE_OR_ESCAPE = re.compile(r"\\[\s\S]|[{}]")  # `\{`, `\}` and `\\` are not grouping braces
+
+
 def _last_boxed(text: str) -> str | None:
-    """Content of the last complete `\\boxed{...}` / `\\fbox{...}` (an unclosed, truncated one is skipped)."""
-    found: list[tuple[int, str]] = []
-    for m in _BOXED.finditer(text):
-        close = _match_brace(text, m.end() - 1)
-        if close is not None:
-            found.append((m.start(), text[m.end() : close]))
-    for m in _BOXED_BARE.finditer(text):
-        found.append((m.start(), m.group(1)))
-    if not found:
-        return None
-    return max(found)[1].strip()
+    """Content of the last complete `\\boxed{...}` / `\\fbox{...}` (an unclosed, truncated one is skipped).
+
+    One pass over the braces with a stack, so thousands of unclosed boxes cost linear time.
+    """
+    box_starts = {m.end() - 1: m.start() for m in _BOXED.finditer(text)}  # `{` index -> box start
+    best: tuple[int, int, int] | None = None  # (box start, content start, content end)
+    if box_starts:
+        open_braces: list[int] = []
+        for m in _BRACE_OR_ESCAPE.finditer(text):
+            if m[0] == "{":
+                open_braces.append(m.start())
+            elif m[0] == "}" and open_braces:
+                open_at = open_braces.pop()
+                start = box_starts.get(open_at)
+                if start is not None and (best is None or start > best[0]):
+                    best = (start, open_at + 1, m.start())
+    bares = list(_BOXED_BARE.finditer(text))
+    bare = bares[-1] if bares else None
+    if bare is not None and (best is None or bare.start() > best[0]):
+        return bare.group(1).strip()
+    return text[best[1] : best[2]].strip() if best is not None else None
 
 
 _HASHES = re.compile(r"####[ \t]*([^\n]*)")
 _ANSWER_IS = re.compile(
-    r"(?:final\s+answer|\banswer)\s*(?:is\b|:)\s*[:\-]?[ \t]*([^\n]*)", flags=re.IGNORECASE
+    # a dash after "is"/":" is a separator only before a space: "is -5" keeps its sign
+    r"(?:final\s+answer|\banswer)\s*(?:is\b|:)\s*(?::|[-\u2013\u2014]{1,2}(?=\s))?[ \t]*"
+    rf"([^\n]{{0,{MAX_PHRASE_CHARS}}})",
+    flags=re.IGNORECASE,
 )
 _NUMBER = re.compile(
     r"(?:(?<![\w)\]}.])-)?"  # a minus sign only where it cannot be subtraction (5-3)
@@ -102,8 +161,8 @@ def _tidy_phrase(raw: str) -> str:
     if math is not None and (text.startswith("$") or not re.search(r"\d", text[: math.start()])):
         return math.group(1).strip()
     text = re.split(r"\.(?:\s|$)", text, maxsplit=1)[0].strip().rstrip(".,;:!").strip()
-    if "\\" not in text:
-        text = re.sub(r"^[A-Za-z]{2,},?\s+(?=[-+$\d.])", "", text)  # "clearly 12" -> "12"
+    if "\\" not in text:  # "clearly 12", "a total of 18 dollars" -> "12", "18 dollars"
+        text = re.sub(r"^(?:(?!(?:not|no|never)\b)[A-Za-z]+,?\s+){1,6}(?=[-+$\d.])", "", text)
     if "=" in text:
         rhs = text.rsplit("=", 1)[1].strip()
         if parse_number(normalize_answer(rhs)) is not None:  # "5 + 3 = 8" -> "8"
@@ -126,7 +185,11 @@ def _last_number(text: str) -> str | None:
 
 
 def extract_answer_with_method(text: str | None) -> tuple[str | None, str | None]:
-    """(answer, how) where how is "boxed", "####", "answer_is", "last_number", or None if nothing."""
+    """(answer, how) where how is "boxed", "####", "answer_is", "last_number", or None if nothing.
+
+    A number is read as its decimal text (see the module docstring for accepted inputs).
+    """
+    text = as_answer_text(text, "output", allow_none=True)
     if not text or not text.strip():
         return None, None
     boxed = _last_boxed(text)
@@ -135,7 +198,7 @@ def extract_answer_with_method(text: str | None) -> tuple[str | None, str | None
     hashes = [h.strip() for h in _HASHES.findall(text) if h.strip()]
     if hashes:
         return hashes[-1], "####"
-    for m in reversed(list(_ANSWER_IS.finditer(text))):
+    for m in reversed(list(_ANSWER_IS.finditer(text))[-MAX_ANSWER_PHRASES:]):
         phrase = _tidy_phrase(m.group(1))
         if _looks_like_answer(phrase):
             return phrase, "answer_is"
@@ -416,6 +479,13 @@ def shutdown_workers() -> None:
 atexit.register(shutdown_workers)
 
 
+def _short(text: str, limit: int = 80) -> str:
+    """`text` for a log line: its repr, cut in the middle when longer than `limit` characters."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[: limit // 2]!r}...({len(text)} chars)...{text[-limit // 2 :]!r}"
+
+
 def symbolic_timeouts() -> list[tuple[str, str]]:
     """(predicted, gold) pairs whose symbolic check timed out (most recent 1000), for reporting."""
     return list(_TIMEOUTS)
@@ -428,21 +498,34 @@ def _symbolic(pred: str, gold: str, timeout: float | None) -> tuple[bool, str]:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key], "symbolic"
+    if timeout is not None and timeout <= 0:  # the caller's time is spent: do not ask
+        _TIMEOUTS.append((pred, gold))
+        logger.warning("no time left for math-verify on %s vs gold %s", _short(pred), _short(gold))
+        return False, "timeout"
     worker = _take_worker()
     try:
         reply = worker.ask(pred, gold, timeout)
     except _Timeout:
         worker.kill()
         _TIMEOUTS.append((pred, gold))
-        logger.warning("math-verify timed out after %ss on %r vs gold %r", timeout, pred, gold)
+        logger.warning(
+            "math-verify timed out after %.3gs on %s vs gold %s",
+            timeout,
+            _short(pred),
+            _short(gold),
+        )
         return False, "timeout"
     except (RuntimeError, OSError, ValueError) as e:
         worker.kill()
-        logger.warning("math-verify worker failed on %r vs gold %r: %s", pred, gold, e)
+        logger.warning(
+            "math-verify worker failed on %s vs gold %s: %s", _short(pred), _short(gold), e
+        )
         return False, "error"
     _return_worker(worker)
     if reply.get("error"):
-        logger.debug("math-verify error on %r vs %r: %s", pred, gold, reply["error"])
+        logger.debug(
+            "math-verify error on %s vs %s: %s", _short(pred), _short(gold), reply["error"]
+        )
         return False, "error"
     ok = bool(reply["ok"])
     with _POOL_LOCK:
@@ -456,8 +539,11 @@ def _symbolic(pred: str, gold: str, timeout: float | None) -> tuple[bool, str]:
 # Equivalence and grading
 
 
-def _compare(predicted: str | None, gold: str, timeout: float | None) -> tuple[bool, str]:
-    """(equal, method) with method in "string", "numeric", "symbolic", "timeout", "error", "no_answer"."""
+def _compare(predicted: str | None, gold: str, deadline: float | None) -> tuple[bool, str]:
+    """(equal, method) with method in "string", "numeric", "symbolic", "timeout", "error", "no_answer".
+
+    `deadline` (a `time.monotonic()` value, None: none) bounds the symbolic step: it gets what is left.
+    """
     if predicted is None or not predicted.strip():
         return False, "no_answer"
     p, g = normalize_answer(predicted), normalize_answer(gold)
@@ -468,16 +554,30 @@ def _compare(predicted: str | None, gold: str, timeout: float | None) -> tuple[b
     p_num, g_num = parse_number(p), parse_number(g)
     if p_num is not None and g_num is not None:
         return _numbers_equal(p_num, g_num), "numeric"
-    return _symbolic(p, g, timeout)
+    return _symbolic(p, g, None if deadline is None else deadline - time.monotonic())
 
 
-def is_equivalent(predicted: str | None, gold: str, timeout: float | None = 5.0) -> bool:
+def _deadline(timeout: float | None) -> float | None:
+    """The `time.monotonic()` by which a call must end, or None for no limit."""
+    if timeout is None:
+        return None
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout != timeout:
+        raise ValueError(f"timeout must be a number of seconds or None, not {timeout!r}")
+    return time.monotonic() + timeout
+
+
+def is_equivalent(
+    predicted: str | int | float | None, gold: str | int | float, timeout: float | None = 5.0
+) -> bool:
     """Whether an extracted answer equals the gold: numeric (rel. tol. 1e-6) or symbolic (math-verify).
 
     The symbolic check runs in a worker process and gives up after `timeout` seconds (None: wait),
     returning False and recording the pair in `symbolic_timeouts()`. Safe to call from any thread.
+    Numbers are accepted for either side (see the module docstring).
     """
-    return _compare(predicted, gold, timeout)[0]
+    deadline = _deadline(timeout)
+    predicted = as_answer_text(predicted, "predicted answer", allow_none=True)
+    return _compare(predicted, as_answer_text(gold, "gold"), deadline)[0]
 
 
 @dataclass(frozen=True)
@@ -490,8 +590,20 @@ class Grade:
     extraction: str | None = None  # boxed | #### | answer_is | last_number | None
 
 
-def grade(output_text: str | None, gold: str, timeout: float | None = 5.0) -> Grade:
-    """Extract the final answer from a model output and compare it with the gold answer."""
+def grade(
+    output_text: str | int | float | None, gold: str | int | float, timeout: float | None = 5.0
+) -> Grade:
+    """Extract the final answer from a model output and compare it with the gold answer.
+
+    `timeout` bounds the whole call: extraction and normalisation take linear time, and the
+    symbolic check gets what is left (none left: method "timeout", recorded in
+    `symbolic_timeouts()`). Only the one-time start of the math-verify worker process (a few
+    seconds, at most `WORKER_START_TIMEOUT`) is not counted, so the first check of a run is not
+    failed for it. An int or finite float output or gold is graded as that number; bytes, bool,
+    NaN, infinity or a None gold raise `TypeError`/`ValueError` naming the argument.
+    """
+    deadline = _deadline(timeout)
+    gold_text = as_answer_text(gold, "gold")
     extracted, how = extract_answer_with_method(output_text)
-    correct, method = _compare(extracted, gold, timeout)
+    correct, method = _compare(extracted, gold_text, deadline)
     return Grade(extracted=extracted, correct=correct, method=method, extraction=how)

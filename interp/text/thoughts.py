@@ -1,4 +1,4 @@
-"""Thoughts of a chain of thought (SEAL): split a response at blank lines and classify each piece.
+"""Thoughts of a chain of thought (SEAL, arXiv 2504.07986): split a response at blank lines and classify each piece.
 
 A *boundary* is any token whose text contains a blank line ("\\n\\n"); the thought a boundary opens
 runs to the next boundary or to the end of the span. Reasoning models are split only inside
@@ -92,26 +92,8 @@ class ThoughtKeywords:
         return {f.name: list(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
-class KeywordFields:
-    """Mixin for configs that store the four keyword lists as fields: `config.keywords`."""
-
-    reflection_prefixes: tuple[str, ...]
-    reflection_phrases: tuple[str, ...]
-    transition_prefixes: tuple[str, ...]
-    transition_phrases: tuple[str, ...]
-
-    @property
-    def keywords(self) -> ThoughtKeywords:
-        return ThoughtKeywords(
-            self.reflection_prefixes,
-            self.reflection_phrases,
-            self.transition_prefixes,
-            self.transition_phrases,
-        )
-
-
 SEAL_KEYWORDS = ThoughtKeywords()
-"""SEAL's lists, with its misspelled "think differenly" corrected to "think differently"."""
+"""The lists of SEAL's code, with its misspelled "think differenly" corrected to "think differently"."""
 
 
 def _normalise(text: str) -> str:

@@ -1,13 +1,14 @@
-"""Checkpoints of trained edits and LoRAs: safetensors plus a JSON config, checked on load.
+"""Checkpoints of trained edits and LoRAs, in the one on-disk format, checked on load.
 
-    save(folder, model, edit_list=red, result=train_result)       # edits.safetensors + edits.json
-    save(folder, model, lora=lora, result=train_result)           # lora.safetensors + lora.json
+    save(folder, model, edit_list=red, result=train_result)       # an "edits" folder
+    save(folder, model, lora=lora, result=train_result)           # a "lora" folder
     trained = load(folder, model, kind="red")                     # list[Edit] or LoRA
 
-The JSON holds the edit kinds, hooks and shapes (or the LoRA's layers), the model's name and the
-training config and summary. Loading checks everything against the model before returning: an
-unknown hook, another width, another edit kind than asked for, or a checkpoint made for another
-model is an `EditError` that says what differs; nothing is ever loaded half-way.
+`interp.json` holds the edit kinds, hooks and shapes (or the LoRA's layers) under `config`, and
+the model's name, the training config and summary under `meta`. Loading checks everything against
+the model before returning: an unknown hook, another width, another edit kind than asked for, or a
+checkpoint made for another model is an `EditError` that says what differs; nothing is ever loaded
+half-way.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from interp.interventions import Edit, EditError, load_edits, read_checkpoint_config, save_edits
-from interp.interventions.lora import LoRA, LoRAError, load_lora, read_lora_config, save_lora
+from interp.interventions import Edit, EditError, load_edits, save_edits
+from interp.interventions.lora import LoRA, LoRAError, load_lora, save_lora
 from interp.models import model_name
-from interp.results import config_to_dict
+from interp.storage import StorageError, config_to_dict, read_record
 
 
 def save(
@@ -35,35 +36,43 @@ def save(
     """Write the trained edits or LoRA with the model's name and the training config (atomic)."""
     if bool(edit_list) == (lora is not None):
         raise ValueError("save either edits or a LoRA (one of them, not both or neither)")
-    info: dict[str, Any] = {"model": model_name(model), **extra}
+    meta: dict[str, Any] = {"model": model_name(model), **extra}
     if result is not None:
-        info["training"] = config_to_dict(result.config)
-        info["training_summary"] = {
+        meta["training"] = config_to_dict(result.config)
+        meta["training_summary"] = {
             k: v for k, v in result.meta.items() if k not in ("edits", "lora")
         }
         if result.history:
-            info["final"] = result.history[-1]
+            meta["final"] = result.history[-1]
     if lora is not None:
-        return save_lora(directory, lora, **info)
+        return save_lora(directory, lora, **meta)
     kinds = sorted({e.function.kind for e in edit_list})
-    return save_edits(directory, edit_list, edit_kinds=kinds, **info)
+    return save_edits(directory, edit_list, edit_kinds=kinds, **meta)
+
+
+def checkpoint_record(directory: str | os.PathLike) -> dict[str, Any]:
+    """The checked `interp.json` of either kind of checkpoint (`kind`, `config`, `meta`)."""
+    try:
+        record = read_record(directory)
+    except StorageError as error:
+        raise EditError(str(error)) from error
+    if record["kind"] not in ("edits", "lora"):
+        raise EditError(
+            f"{directory} holds a {record['kind']!r}, not a checkpoint of edits or a LoRA; point "
+            f"to the folder written by interp.training.checkpoints.save"
+        )
+    return record
 
 
 def checkpoint_kind(directory: str | os.PathLike) -> str:
     """'lora', or the edit kind(s) of an edit checkpoint joined by '+' (e.g. 'red')."""
-    directory = Path(directory)
-    if (directory / "lora.json").exists():
+    return _kind_of(checkpoint_record(directory))
+
+
+def _kind_of(record: dict[str, Any]) -> str:
+    if record["kind"] == "lora":
         return "lora"
-    config = read_checkpoint_config(directory)
-    return "+".join(sorted({entry["function"]["kind"] for entry in config["edits"]}))
-
-
-def read_config(directory: str | os.PathLike) -> dict[str, Any]:
-    """The JSON half of either kind of checkpoint."""
-    directory = Path(directory)
-    if (directory / "lora.json").exists():
-        return read_lora_config(directory)
-    return read_checkpoint_config(directory)
+    return "+".join(sorted({entry["function"]["kind"] for entry in record["config"]["edits"]}))
 
 
 def load(
@@ -81,14 +90,14 @@ def load(
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"no checkpoint folder at {directory}")
-    found = checkpoint_kind(directory)
+    record = checkpoint_record(directory)
+    found = _kind_of(record)
     if kind is not None and found != kind:
         raise EditError(
             f"{directory} holds a {found!r} checkpoint, not {kind!r}; load it as {found!r} or "
             f"point to the {kind} checkpoint"
         )
-    config = read_config(directory)
-    saved_model = config.get("model")
+    saved_model = record["meta"].get("model")
     if saved_model and not allow_other_model and saved_model != model_name(model):
         raise EditError(
             f"{directory} was trained on {saved_model!r}, not on {model_name(model)!r}; an edit "

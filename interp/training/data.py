@@ -8,13 +8,13 @@ the edit also learns where to stop.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from interp.data.jsonl import read_numbered_jsonl
 from interp.data.math_sets import MathProblem, load_gsm8k, subset
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
@@ -90,24 +90,15 @@ def load_pairs_jsonl(
     if not path.is_file():
         raise FileNotFoundError(f"no such JSONL file: {path}")
     pairs = []
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({error.msg})") from error
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object per line")
-            for name in (prompt_field, answer_field):
-                if not isinstance(row.get(name), str) or not row[name]:
-                    present = ", ".join(sorted(row)) or "none"
-                    raise ValueError(
-                        f"{path}:{lineno}: field {name!r} is missing or not a non-empty string "
-                        f"(fields present: {present}); set prompt_field/answer_field"
-                    )
-            pairs.append(Pair(row[prompt_field], row[answer_field], f"{path.stem}/{lineno}"))
+    for lineno, row in read_numbered_jsonl(path):
+        for name in (prompt_field, answer_field):
+            if not isinstance(row.get(name), str) or not row[name]:
+                present = ", ".join(sorted(row)) or "none"
+                raise ValueError(
+                    f"{path}:{lineno}: field {name!r} is missing or not a non-empty string "
+                    f"(fields present: {present}); set prompt_field/answer_field"
+                )
+        pairs.append(Pair(row[prompt_field], row[answer_field], f"{path.stem}/{lineno}"))
     if not pairs:
         raise ValueError(f"{path} holds no rows; give at least one (prompt, answer) pair")
     return pairs

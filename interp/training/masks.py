@@ -1,7 +1,7 @@
 """Which answer tokens carry the loss, and batches built from encoded pairs.
 
 Full training puts the loss on every answer token; prefix training on the first K only. The
-reference keeps a share of full-answer examples among the prefix ones (`full_share`); which
+BREP study's code (arXiv 2511.10707) keeps a share of full-answer examples among the prefix ones (`full_share`); which
 examples they are is fixed by a seed. Because attention is causal, a prefix example needs no
 tokens past its K-th answer token, so its sequence is cut there (same loss, less compute).
 """

@@ -8,7 +8,7 @@ update of one weight, every `interval` optimizer steps:
 
 What the weight does is the controller's *form*:
 
-- "loss_scale" (the reference form): the weight multiplies the cross-entropy. The error is
+- "loss_scale" (the form of the BREP study's code, arXiv 2511.10707): the weight multiplies the cross-entropy. The error is
   target - norm, so the loss is scaled down while the norm is too large. Under Adam a constant
   loss scale barely changes the update (Adam divides the gradient by its own running size), so
   this form can do little until the weight is so small that Adam's epsilon matters.
@@ -33,7 +33,7 @@ FORMS = ("loss_scale", "penalty", "lr")
 
 @dataclass(frozen=True)
 class BiasControl:
-    """Settings of the bias-norm controller. Defaults of "loss_scale" follow the reference."""
+    """Settings of the bias-norm controller. Defaults of "loss_scale" follow BREP's code."""
 
     form: Literal["loss_scale", "penalty", "lr"] = "penalty"
     target: float = 0.54
@@ -61,7 +61,7 @@ class BiasControl:
 
     @property
     def bounds(self) -> tuple[float, float]:
-        # reference: 1e-5..1e-1 for the loss scale; a penalty and an lr factor need other ranges
+        # BREP's code: 1e-5..1e-1 for the loss scale; a penalty and an lr factor need other ranges
         defaults = {"loss_scale": (1e-5, 1e-1), "penalty": (1e-4, 10.0), "lr": (1e-3, 1.0)}[
             self.form
         ]

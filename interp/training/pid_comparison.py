@@ -1,6 +1,9 @@
-"""Train the same RED once per bias-control form, to compare how each holds the bias norm.
+"""The PID comparison (`python -m interp pid-compare`): the same RED trained once per bias-control
+form of `interp.training.pid` ("none", "loss_scale" as in the BREP study's code, arXiv 2511.10707,
+"penalty", "lr"), from the same seed, to compare how well each holds the bias norm at its target.
 
     runs = compare_forms(model, pairs, target=0.5, learning_rate=2e-2, epochs=12)
+    summary_rows(runs, target=0.5)      # final norm, distance to the target, weight, held-out loss
     bias_control_figure(runs, target=0.5)
 
 `adder_suffix_pairs` is the toy task used on the adder: write each sum followed by "=", a format
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from interp.interventions import RED, Edit
+from interp.storage import is_saved
 from interp.training.data import Pair
 from interp.training.pid import FORMS, BiasControl
 from interp.training.trainer import TrainResult, held_out_loss, train
@@ -52,7 +56,7 @@ def compare_forms(
             raise ValueError(f"unknown form {form!r}; use 'none' or one of {FORMS}")
         folder = Path(out) / form if out is not None else None
         control = None if form == "none" else BiasControl(form=form, target=target)
-        if folder is not None and (folder / "meta.json").exists():
+        if folder is not None and is_saved(folder):
             saved = TrainResult.load(folder)
             if saved.config.bias_control == control:
                 runs[form] = saved

@@ -5,7 +5,7 @@
 
 AdamW with linear warm-up and a cosine decay, gradient accumulation and clipping, a seeded data
 order; the loss is the cross-entropy of the answer tokens (all of them, or the first K with a share
-of full-answer examples kept). Each forward publishes a `TokenState` whose prompt lengths mark the
+of full-answer examples kept). Each forward runs through `interp.core.runner` with a `TokenState` whose prompt lengths mark the
 answer as "generated", so position rules such as `PromptAndFirstGenerated(k)` touch in training
 exactly what they touch when decoding. Optional bias-norm control (`interp.training.pid`). Every
 optimizer step is logged (loss, learning rate, bias norms, controller weight); long runs save a
@@ -30,7 +30,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.core.positions import TokenState, token_state
+from interp.core.runner import forward
 from interp.core.tokens import pad_token_id
 from interp.interventions import Edit, edits
 from interp.interventions.functions import RED
@@ -138,16 +138,15 @@ def answer_loss(
     model, batch: Batch, reduction: str = "mean"
 ) -> Float[Tensor, ""] | Float[Tensor, " batch"]:
     """Cross-entropy of the target tokens: mean per example, then over the batch ("mean")."""
-    state = TokenState.for_tokens(batch.tokens, batch.attention_mask, batch.prompt_lengths)
     mask = batch.loss_mask
     # The unembedding runs only at positions where some row has a loss (most prompt positions
     # have none): a large share of the compute for big vocabularies.
     keep = mask.any(0).nonzero()[:, 0]
-    with token_state(state):
-        try:
-            logits = model(batch.tokens, attention_mask=batch.attention_mask, logits_to_keep=keep)
-        except TypeError:  # a Hugging Face model without `logits_to_keep`: every position
-            logits = model(batch.tokens, attention_mask=batch.attention_mask)[:, keep]
+    run = dict(prompt_lengths=batch.prompt_lengths)
+    try:
+        logits = forward(model, batch.tokens, batch.attention_mask, **run, logits_to_keep=keep)
+    except TypeError:  # a Hugging Face model without `logits_to_keep`: every position
+        logits = forward(model, batch.tokens, batch.attention_mask, **run)[:, keep]
     mask, targets = mask[:, keep], batch.targets[:, keep]
     picked = logits[mask].float()  # only the positions with a loss go through the softmax
     token_loss = torch.nn.functional.cross_entropy(picked, targets[mask], reduction="none")

@@ -15,7 +15,7 @@ CELLS = [
     ),
     new_code_cell(
         "import interp\n"
-        "from interp.analyses import faithfulness\n"
+        "from interp.analyses import faithfulness, faithfulness_difference, faithfulness_trace\n"
         "from interp.interventions.random_red import random_red_edits\n"
         "from interp.interventions.arms import Arm\n\n"
         "MODEL, N_TRIPLES, LAYERS, HEADS = 'smollm2-135m-instruct', 16, (4, 8, 12, 16), True\n"
@@ -44,7 +44,7 @@ CELLS = [
     new_code_cell(
         "red = Arm.edited(model, random_red_edits(model, 0.54), 'random RED')\n"
         "edited = faithfulness.run(red, reference=base, **SETTINGS)\n"
-        "comparison = faithfulness.compare(base, edited)\n"
+        "comparison = faithfulness_difference.run(base, edited)\n"
         "comparison.figure()"
     ),
     new_code_cell(
@@ -57,8 +57,7 @@ CELLS = [
         "scored at every token by the probe of the best layer."
     ),
     new_code_cell(
-        "trace = faithfulness.trace_tokens(red, base, n_answers=2, max_new_tokens=8)\n"
-        "trace.figure()"
+        "trace = faithfulness_trace.run(red, base, n_answers=2, max_new_tokens=8)\ntrace.figure()"
     ),
     new_markdown_cell("Results save and load with their configs (seeds included):"),
     new_code_cell(

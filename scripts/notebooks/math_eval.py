@@ -20,7 +20,8 @@ CELLS = [
     ),
     new_markdown_cell(
         "## 1. GSM8K accuracy\n"
-        "A seeded subset of the test split, SEAL's chat prompt (answer in `\\boxed{}`), greedy "
+        "A seeded subset of the test split, the chat prompt of SEAL (arXiv 2504.07986; answer in "
+        "`\\boxed{}`), greedy "
         "decoding through `interp.decoding.loop.generate`, graded by the last `\\boxed{}` / `####` / "
         "final number with numeric and symbolic equivalence."
     ),
@@ -44,8 +45,8 @@ CELLS = [
         "`reuse=[plain]` takes the plain model's own answers from the run above."
     ),
     new_code_cell(
-        "donor = Arm('random RED 0.54', model, tuple(random_red_edits(model, 0.54)))\n"
-        "swap = prefix_swap.run(model, donor=donor, continuer=Arm('plain', model),\n"
+        "donor = Arm.of(model, random_red_edits(model, 0.54), name='random RED 0.54')\n"
+        "swap = prefix_swap.run(model, donor=donor, continuer=Arm.of(model),\n"
         "                       ks=(0, 4, 16), pool_size=N, n_problems=2, only_donor_wrong=False,\n"
         "                       max_new_tokens=MAX_NEW, batch_size=6, reuse=[plain], progress=False)\n"
         "swap.figure()"

@@ -8,7 +8,7 @@ CELLS = [
         "Runs on the toy adder (`adder4`) so it executes in seconds in CI: the task is to write "
         "each sum followed by `=`, a format the adder was never trained on, so a RED has "
         "something to learn. The GSM8K comparison of all arms on a real model is "
-        "`python -m interp reft-compare` (see docs/sections/training.md)."
+        "`python -m interp reft-compare` (see docs/training.md)."
     ),
     new_code_cell(
         "import interp\n"
