@@ -88,7 +88,7 @@ def main() -> None:
         answer = generate(
             model,
             prompts,
-            edit_list=donor.edits,
+            edit_list=donor.edit_list,
             max_new_tokens=args.max_new_tokens,
             batch_size=batch,
         )
@@ -99,7 +99,7 @@ def main() -> None:
         for k in KS:
             if k:  # the donor writes its k-token prefix again for this k
                 again = generate(
-                    model, prompts, edit_list=donor.edits, max_new_tokens=k, batch_size=batch
+                    model, prompts, edit_list=donor.edit_list, max_new_tokens=k, batch_size=batch
                 )
                 prefixes = again.tokens
             sequences = [p + x[:k] for p, x in zip(prompts, prefixes, strict=True)]

@@ -162,14 +162,7 @@ def read_record(directory: str | os.PathLike, kind: str | None = None) -> dict[s
             f"{FORMAT_VERSION}; recompute it (delete {directory}), or read it with the interp "
             f"version that wrote it"
         )
-    missing = [key for key in RECORD_KEYS if key not in record]
-    unknown = [key for key in record if key not in RECORD_KEYS]
-    if missing or unknown:
-        raise StorageError(
-            f"{path} does not have the keys of format version {FORMAT_VERSION} "
-            f"(missing: {missing or 'none'}, unknown: {unknown or 'none'}); it was edited by hand "
-            f"or written by other code: re-save it"
-        )
+    check_keys(record, RECORD_KEYS, f"{path} (format version {FORMAT_VERSION})")
     if kind is not None and record["kind"] != kind:
         raise StorageError(
             f"{directory} holds a {record['kind']!r}, not a {kind!r}; load it as a "

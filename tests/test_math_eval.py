@@ -100,7 +100,7 @@ def test_edits_from_an_arm_are_applied(tiny):
         progress=False,
     )
     assert [r["output_tokens"] for r in plain.rows] != [r["output_tokens"] for r in edited.rows]
-    assert json.loads(edited.config.edits)[0]["hook"] == "blocks.0.hook_mlp_out"
+    assert json.loads(edited.config.edit_description)[0]["hook"] == "blocks.0.hook_mlp_out"
 
 
 class Interrupt(Exception):
@@ -178,7 +178,7 @@ def test_gsm8k_chat_prompts_on_smollm2(smollm2):
 def test_arm_describes_itself_and_checks_its_edits(tiny):
     red = Edit("blocks.1.hook_mlp_out", RED.random(tiny.cfg.d_model, bias_norm=0.54))
     arm = Arm("red", tiny, [red])
-    assert isinstance(arm.edits, tuple) and not arm.is_plain and Arm.plain(tiny).is_plain
+    assert isinstance(arm.edit_list, tuple) and not arm.is_plain and Arm.plain(tiny).is_plain
     described = arm.describe()
     assert described["name"] == "red" and described["edits"][0]["hook"] == "blocks.1.hook_mlp_out"
     assert described["edits"][0]["tensor_norms"]["bias"] == pytest.approx(0.54, abs=1e-5)
@@ -209,7 +209,7 @@ def test_arm_of_a_model_or_an_arm(tiny):
     assert Arm.of(arm) is arm
     assert Arm.of(tiny).is_plain and Arm.of(tiny).name == "plain"
     edited = Arm.of(tiny, [red], name="donor")
-    assert edited.name == "donor" and edited.edits == (red,) and edited.model is tiny
+    assert edited.name == "donor" and edited.edit_list == (red,) and edited.model is tiny
     assert Arm.of(tiny, [red]).name == "edited"
     with pytest.raises(ValueError, match="not both"):
         Arm.of(arm, [red])

@@ -160,11 +160,11 @@ def test_another_format_version_is_refused(tmp_path, version):
 def test_missing_or_unknown_keys_are_refused(tmp_path):
     folder = toy().save(tmp_path / "r", figures=False)
     rewrite(folder, lambda r: r.pop("tables"))
-    with pytest.raises(StorageError, match=r"missing: \['tables'\], unknown: none"):
+    with pytest.raises(StorageError, match=r"missing keys \['tables'\] and unknown keys none"):
         ToyResult.load(folder)
     folder = toy().save(tmp_path / "r", figures=False)
     rewrite(folder, lambda r: r.update(extra=1))
-    with pytest.raises(StorageError, match=r"unknown: \['extra'\]"):
+    with pytest.raises(StorageError, match=r"unknown keys \['extra'\]"):
         ToyResult.load(folder)
     # a config field removed or added since it was saved: no silent defaults
     folder = toy().save(tmp_path / "r", figures=False)

@@ -68,7 +68,7 @@ def test_a_trained_red_is_projected_on_the_number_direction(adder, tmp_path):
     import json
 
     from interp.analyses import number_probe, perturbation
-    from interp.analyses.reft_compare import _projections
+    from interp.analyses.reft_compare import edit_projections
 
     probe = number_probe.run(adder, n_problems=800, style="compact", batch_size=128)
     layer = probe.best_layer("last")
@@ -78,10 +78,10 @@ def test_a_trained_red_is_projected_on_the_number_direction(adder, tmp_path):
     probe.save(tmp_path / "probe")
     sweep.save(tmp_path / "sweep")
     edit_list = reds(adder)
-    before = _projections(adder, {"red_all": edit_list}, tmp_path)["red_all"]
+    before = edit_projections(adder, {"red_all": edit_list}, tmp_path)["red_all"]
     assert before["mean_abs_projection"] == pytest.approx(0.0, abs=1e-6)
     train(adder, suffixed(0, 64), edit_list=edit_list, learning_rate=2e-2, batch_size=8, epochs=3)
-    after = _projections(adder, {"red_all": edit_list}, tmp_path)["red_all"]
+    after = edit_projections(adder, {"red_all": edit_list}, tmp_path)["red_all"]
     assert after["mean_abs_projection"] > 1e-3
     shares = json.loads(after["share_beyond_x_star"])
     assert shares and all(0.0 <= v <= 1.0 for v in shares.values())

@@ -8,7 +8,7 @@ head's output (`blocks.L.attn.hook_z`), plus the log-likelihood of the answer to
 question. Then
 
     result = faithfulness.run(model)                      # logistic probe per layer (and head)
-    edited = faithfulness.run(model, edits=red_edits)     # the same for an edited arm
+    edited = faithfulness.run(model, edit_list=red_edits)     # the same for an edited arm
     diff = faithfulness_difference.run(result, edited)    # heatmap: red where faithfulness rises
     trace = faithfulness_trace.run(model, result)         # the probe token by token along answers
 
@@ -200,22 +200,22 @@ def _pair_accuracy(
 
 def run(
     model,
-    edits: Sequence[Edit] | None = None,
+    edit_list: Sequence[Edit] | None = None,
     *,
     triples: Sequence[FaithfulnessTriple] | None = None,
     reference: FaithfulnessResult | None = None,
     progress: bool = True,
     **overrides,
 ) -> FaithfulnessResult:
-    """Probe faithfulness at every layer (and head) for one arm: `model` with `edits` (or an Arm).
+    """Probe faithfulness at every layer (and head) for one arm: `model` with `edit_list` (or an Arm).
 
     `triples` overrides the configured source (GSM8K train, or `triples_path`). With `reference`
     (the base arm's result), its probes are also scored on this arm's held-out states ("transfer").
     """
-    if isinstance(model, Arm) and edits is not None:
-        raise ValueError("pass edits either in the Arm or as `edits`, not both")
-    arm = Arm.of(model, edits or (), name="edited" if edits else "base")
-    model, edit_list = arm.model, list(arm.edits)
+    if isinstance(model, Arm) and edit_list is not None:
+        raise ValueError("pass edits either in the Arm or as `edit_list`, not both")
+    arm = Arm.of(model, edit_list or (), name="edited" if edit_list else "base")
+    model, edit_list = arm.model, list(arm.edit_list)
     overrides.setdefault("arm", arm.name)
     if edit_list:
         overrides.setdefault("edit_description", f"{len(edit_list)} edits")

@@ -59,7 +59,7 @@ class TokenTrace(Result):
 def run(
     model,
     result: FaithfulnessResult,
-    edits: Sequence[Edit] | None = None,
+    edit_list: Sequence[Edit] | None = None,
     *,
     layer: int | None = None,
     n_answers: int = 4,
@@ -71,10 +71,10 @@ def run(
     arm's edits) and score each answer position with the probe at `layer` (default: the layer
     of best AUC). With `include_restatements`, the held-out triples' correct and incorrect
     restatements are scored the same way (teacher forced), showing where the probe turns."""
-    if isinstance(model, Arm) and edits is not None:
-        raise ValueError("pass edits either in the Arm or as `edits`, not both")
-    arm = Arm.of(model, edits or (), name=result.config.arm)
-    arm_name, model, edit_list = arm.name, arm.model, list(arm.edits)
+    if isinstance(model, Arm) and edit_list is not None:
+        raise ValueError("pass edits either in the Arm or as `edit_list`, not both")
+    arm = Arm.of(model, edit_list or (), name=result.config.arm)
+    arm_name, model, edit_list = arm.name, arm.model, list(arm.edit_list)
     prompt_format, answer_format = result.config.prompt_format, result.config.answer_format
     layer = result.best_layer() if layer is None else layer
     weight, intercept = result.probe(layer)

@@ -75,7 +75,7 @@ class MathEvalConfig:
     use_cache: bool = True
     kl_budget: float | None = None
     problem_ids_sha: str = ""  # fingerprint of the evaluated problem ids, in order
-    edits: str = "[]"  # JSON: hook, kind, positions and tensor norms of each edit
+    edit_description: str = "[]"  # JSON: hook, kind, positions and tensor norms of each edit
     logit_processors: str = "[]"  # JSON: a description of each logit processor
     grade_timeout: float = 5.0
 
@@ -166,7 +166,7 @@ def run(
     seed: int = 0,
     prompt_style: str = "chat",
     n_shots: int = 4,
-    edits: Sequence = (),
+    edit_list: Sequence = (),
     logit_processors: Sequence[LogitProcessor] = (),
     max_new_tokens: int = 512,
     batch_size: int = 16,
@@ -176,7 +176,7 @@ def run(
     reuse: Sequence[MathEvalResult] = (),
     **generation: Any,
 ) -> MathEvalResult:
-    """Decode an answer to each problem (with `edits` hooked in), grade it, and return the rows.
+    """Decode an answer to each problem (with `edit_list` hooked in), grade it, and return the rows.
 
     `model` may be an `Arm` (its edits are used). `problems` replaces loading `dataset`; otherwise
     `n_problems` are drawn from it with `seed` (None: all). Generation overrides: do_sample,
@@ -184,7 +184,7 @@ def run(
     `reuse`: earlier results of the same model and decoding settings; their rows for these
     problems are taken instead of decoding again (e.g. a 40-problem run inside a 100-problem one).
     """
-    arm = Arm.of(model, edits, name="model")
+    arm = Arm.of(model, edit_list, name="model")
     unknown = set(generation) - set(GENERATION_OVERRIDES)
     if unknown:
         raise TypeError(
@@ -219,7 +219,7 @@ def run(
         batch_size=batch_size,
         stop_strings=stop,
         problem_ids_sha=problem_ids_sha(problems),
-        edits=json.dumps([describe_edit(e) for e in arm.edits]),
+        edit_description=json.dumps([describe_edit(e) for e in arm.edit_list]),
         logit_processors=describe_processors(logit_processors),
         grade_timeout=grade_timeout,
         **generation,
@@ -253,7 +253,7 @@ def run(
         decoded = generate(
             arm.model,
             [prompts[p.id] for _, p in chunk],
-            edit_list=arm.edits,
+            edit_list=arm.edit_list,
             config=generation_config,
             logit_processors=logit_processors,
             # sampling seeds follow the problem's index, so resuming samples what a full run would

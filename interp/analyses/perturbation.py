@@ -58,21 +58,22 @@ class PerturbationResult(Result):
 
     def signed_strengths(self, layer: int | None = None) -> list[float]:
         """The push strengths run at `layer` (its grid, when strengths were bracketed per layer)."""
-        return self.tensors["signed_strengths"][self._nearest(layer)].tolist()
+        return self.tensors["signed_strengths"][self.nearest_layer_row(layer)].tolist()
 
     def x_star(self, layer: int | None = None) -> float:
         """Threshold push at `layer` (default: the first measured); nearest measured layer otherwise."""
-        row = self._nearest(layer)
+        row = self.nearest_layer_row(layer)
         return float(self.tensors["x_star"][row, 0])
 
     def x_star_interval(self, layer: int | None = None) -> tuple[float, float]:
-        row = self._nearest(layer)
+        row = self.nearest_layer_row(layer)
         return float(self.tensors["x_star"][row, 1]), float(self.tensors["x_star"][row, 2])
 
     def error_rate(self, layer: int | None = None) -> list[float]:
-        return self.tensors["error_rate"][self._nearest(layer)].tolist()
+        return self.tensors["error_rate"][self.nearest_layer_row(layer)].tolist()
 
-    def _nearest(self, layer: int | None) -> int:
+    def nearest_layer_row(self, layer: int | None) -> int:
+        """Row of the swept layer closest to `layer` (the first one for None)."""
         if layer is None:
             return 0
         return int(np.argmin([abs(measured - layer) for measured in self.layers]))

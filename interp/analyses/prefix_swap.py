@@ -251,7 +251,7 @@ def _reusable(results, arm: Arm, max_new_tokens: int, prompt_style: str, seed: i
         max_new_tokens=max_new_tokens,
         prompt_style=prompt_style,
         prompt_template=prompt_template(tokenizer, prompt_style, seed=seed),
-        edits=json.dumps([describe_edit(e) for e in arm.edits]),
+        edit_description=json.dumps([describe_edit(e) for e in arm.edit_list]),
         stop_strings=default_stop_strings(prompt_style, tokenizer),
     )
     return [r for r in results if not math_eval.decoding_mismatch(r, probe)]
@@ -368,7 +368,7 @@ class SwapState:
                 arm.model,
                 sequences,
                 prompt_lengths=lengths,
-                edit_list=arm.edits,
+                edit_list=arm.edit_list,
                 batch_size=self.config.batch_size,
             )
             caches.update({(i, variant): row for i, row in zip(wanted, rows, strict=True)})
@@ -379,7 +379,7 @@ class SwapState:
         decoded = generate(
             self.continuer.model,
             sequences,
-            edit_list=self.continuer.edits,
+            edit_list=self.continuer.edit_list,
             prompt_lengths=[len(self.donor_rows[i]["prompt_tokens"]) for i, _ in items],
             caches=[
                 caches[(i, variant)].crop(len(seq) - 1)

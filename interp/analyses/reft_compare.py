@@ -254,7 +254,7 @@ def run(
     if result is None:
         result = _tabulate(model, config, rows, histories, probe_dir, out)
     if probe_dir:
-        projections = _projections(model, trained, probe_dir)
+        projections = edit_projections(model, trained, probe_dir)
         for row in rows:
             row.update(projections.get(SOURCE.get(row["arm"], row["arm"]), {}))
         result = _tabulate(model, config, rows, histories, probe_dir, out)
@@ -283,7 +283,7 @@ def _evaluate(model, arm: str, trained, config: ReftCompareConfig, out: Path, pr
     if isinstance(trained, LoRA):
         with trained.applied(model):
             return math_eval.run(model, **kwargs)
-    return math_eval.run(model, edits=_decoding_edits(arm, trained, config), **kwargs)
+    return math_eval.run(model, edit_list=_decoding_edits(arm, trained, config), **kwargs)
 
 
 def _tabulate(model, config, rows, histories, probe_dir, out: Path) -> ReftCompareResult:
@@ -333,7 +333,7 @@ def _row(arm: str, result, history: TrainResult | None) -> dict[str, Any]:
     return row
 
 
-def _projections(model, trained: dict[str, Any], probe_dir) -> dict[str, dict[str, Any]]:
+def edit_projections(model, trained: dict[str, Any], probe_dir) -> dict[str, dict[str, Any]]:
     """Share of each trained RED's residual changes beyond x* at the sweep's layers."""
     from interp.analyses import number_probe, perturbation, projection
 

@@ -238,7 +238,7 @@ def run(
         evaluation = math_eval.run(
             model,
             problems=problems,
-            edits=edit_list,
+            edit_list=edit_list,
             logit_processors=processors,
             prompt_style=prompt_style,
             max_new_tokens=max_new_tokens,

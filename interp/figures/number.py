@@ -107,7 +107,7 @@ def combined_figure(perturbation, projection, layer: int | None = None) -> go.Fi
     rows = [
         r
         for r in perturbation.tables["sweep"]
-        if r["layer"] == perturbation.layers[perturbation._nearest(layer)]
+        if r["layer"] == perturbation.layers[perturbation.nearest_layer_row(layer)]
     ]
     indices = (
         [projection.layers.index(layer)]

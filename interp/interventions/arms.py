@@ -2,7 +2,7 @@
 
 Analyses that compare conditions (prefix swap, SEAL steering, KL-budget decoding) take arms, so
 "the model with a RED" and "the plain model" are values that can be passed around, named and saved.
-`Arm.of(model_or_arm, edits)` is the one way an analysis turns what it was given into an arm.
+`Arm.of(model_or_arm, edit_list)` is the one way an analysis turns what it was given into an arm.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from interp.models import model_name
 
 @dataclass(frozen=True, eq=False)
 class Arm:
-    """A named condition: `model` run with `edits` hooked in (an empty tuple is the plain model).
+    """A named condition: `model` run with `edit_list` hooked in (an empty tuple is the plain model).
 
     Arms compare by identity (models and edit modules have no useful equality); compare
     `describe()` outputs to ask whether two arms are the same condition.
@@ -25,38 +25,38 @@ class Arm:
 
     name: str
     model: Any = field(repr=False)
-    edits: tuple[Edit, ...] = field(default=(), repr=False)
+    edit_list: tuple[Edit, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError(
                 "an Arm needs a non-empty name (used in tables, figures and file names)"
             )
-        if not isinstance(self.edits, tuple):
-            object.__setattr__(self, "edits", tuple(self.edits))
-        for edit in self.edits:
+        if not isinstance(self.edit_list, tuple):
+            object.__setattr__(self, "edit_list", tuple(self.edit_list))
+        for edit in self.edit_list:
             if not isinstance(edit, Edit):
                 raise TypeError(
                     f"Arm {self.name!r}: edits must be interp.interventions.Edit, got {type(edit).__name__}"
                 )
 
     @classmethod
-    def of(cls, model_or_arm: Any, edits: Iterable[Edit] = (), name: str | None = None) -> Arm:
+    def of(cls, model_or_arm: Any, edit_list: Iterable[Edit] = (), name: str | None = None) -> Arm:
         """What analyses accept as "a model or an arm": an Arm comes back as it is; a model
-        becomes an Arm carrying `edits` (named `name`, else "plain" / "edited").
+        becomes an Arm carrying `edit_list` (named `name`, else "plain" / "edited").
 
         Giving edits with an Arm is an error, since it is unclear which edits should run.
         """
-        edits = tuple(edits)
+        edit_list = tuple(edit_list)
         if isinstance(model_or_arm, Arm):
-            if edits:
+            if edit_list:
                 raise ValueError(
-                    f"pass edits through the Arm ({model_or_arm.name!r}) or through edits=, not both"
+                    f"pass edits through the Arm ({model_or_arm.name!r}) or through edit_list=, not both"
                 )
             return model_or_arm
         if name is None:
-            name = "edited" if edits else "plain"
-        return cls(name, model_or_arm, edits)
+            name = "edited" if edit_list else "plain"
+        return cls(name, model_or_arm, edit_list)
 
     @classmethod
     def plain(cls, model, name: str = "plain") -> Arm:
@@ -70,14 +70,14 @@ class Arm:
 
     @property
     def is_plain(self) -> bool:
-        return not self.edits
+        return not self.edit_list
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready summary for saving with a result: name, model, and each edit's hook, kind and positions."""
         return {
             "name": self.name,
             "model": model_name(self.model),
-            "edits": [describe_edit(edit) for edit in self.edits],
+            "edits": [describe_edit(edit) for edit in self.edit_list],
         }
 
 
