@@ -5,10 +5,13 @@ Every analysis returns a subclass of `Result`: a frozen config, tensors, tables 
 class name) plus `figure.html` (and `figure.png` where static export works).
 
 Resuming, one way for every analysis:
-- `reuse_or_run(folder, ResultClass, config, compute, model_name=...)` loads the saved result when
-  its config (and model) match, and otherwise computes and saves it, saying why.
-- `PartialRun(folder, header)` streams the finished rows of a long run to `<folder>.partial.jsonl`
-  so an interrupted run picks up where it stopped; the header records what decides the rows.
+- `reuse_or_run(folder, ResultClass, config, compute, model=model)` loads the saved result when
+  its config and model (name and weights fingerprint, `interp.models.fingerprint`) match, and
+  otherwise computes and saves it, saying why. It never replaces anything but a saved result of
+  the same class (see `interp.storage.check_replaceable`), and checks that before computing.
+- `PartialRun(folder, header, model=model)` streams the finished rows of a long run to
+  `<folder>.partial.jsonl` so an interrupted run picks up where it stopped; the header records
+  what decides the rows, the model's fingerprint included.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from typing import Any, ClassVar, Self
 
 import torch
 
+from interp.models.fingerprint import fingerprint_difference, model_fingerprint
 from interp.storage import (
     StorageError,
     atomic_directory,
+    check_replaceable,
     config_from_dict,
     config_to_dict,
     differing_keys,
@@ -37,6 +42,7 @@ __all__ = [
     "PartialRun",
     "Result",
     "atomic_directory",
+    "check_saved_model",
     "config_from_dict",
     "config_to_dict",
     "reuse_or_run",
@@ -69,8 +75,11 @@ class Result:
     def figure(self):  # pragma: no cover - every subclass overrides
         raise NotImplementedError
 
-    def save(self, directory: str | os.PathLike, figures: bool = True) -> Path:
-        """Write the result to `directory` atomically (replacing an older result there)."""
+    def save(self, directory: str | os.PathLike, figures: bool = True, model: Any = None) -> Path:
+        """Write the result to `directory` atomically (replacing only an older result of this
+        class there); with `model`, its fingerprint is recorded in `meta["fingerprint"]`."""
+        if model is not None:
+            self.meta["fingerprint"] = model_fingerprint(model)
 
         def write_figures(tmp: Path) -> None:
             fig = self.figure()
@@ -113,26 +122,44 @@ def reuse_or_run(
     compute: Callable[[], Result],
     resume: bool = True,
     model_name: str | None = None,
+    *,
+    model: Any = None,
 ) -> Result:
-    """Load the result saved in `directory` if it ran with the same config (and, when
-    `model_name` is given, on that model); else compute it, save it and say why."""
+    """Load the result saved in `directory` if it ran with the same config and on the same model
+    (with `model`: its name, dtype and weights fingerprint; with only `model_name`: the name);
+    else compute it, save it (with the model's fingerprint) and say why.
+
+    Anything in `directory` other than a saved `result_class` is refused before computing
+    (`interp.storage.OccupiedError`), so a user's files are never replaced.
+    """
     directory = Path(directory)
+    check_replaceable(directory, result_class.__name__)
+    fingerprint = model_fingerprint(model) if model is not None else None
     if resume and directory.is_dir():
-        saved, reason = _load_if_reusable(directory, result_class, config, model_name)
+        saved, reason = _load_if_reusable(directory, result_class, config, model_name, fingerprint)
         if saved is not None:
             print(f"[resume] {directory} already holds this result; reusing it")
             return saved
-        print(f"[resume] recomputing {directory}: {reason}")
+        if reason:
+            print(f"[resume] recomputing {directory}: {reason}")
     result = compute()
+    if fingerprint is not None:
+        result.meta["fingerprint"] = fingerprint
     result.save(directory)
     print(f"wrote {directory}")
     return result
 
 
 def _load_if_reusable(
-    directory: Path, result_class: type[Result], config: Any, model_name: str | None
+    directory: Path,
+    result_class: type[Result],
+    config: Any,
+    model_name: str | None,
+    fingerprint: dict[str, str] | None,
 ) -> tuple[Result | None, str]:
     """The saved result when it can stand for a fresh one, else None and the reason why not."""
+    if not any(directory.iterdir()):
+        return None, ""
     try:
         saved = result_class.load(directory)
     except (ValueError, OSError) as error:
@@ -140,10 +167,24 @@ def _load_if_reusable(
     if saved.config != config:
         changed = differing_keys(config_to_dict(saved.config), config_to_dict(config))
         return None, f"it was computed with another config ({', '.join(changed) or 'types differ'})"
+    if fingerprint is not None:
+        difference = fingerprint_difference(saved.meta.get("fingerprint"), fingerprint)
+        if difference:
+            return None, difference
     saved_model = saved.meta.get("model")
     if model_name is not None and saved_model != model_name:
         return None, f"it was computed on model {saved_model!r}, not {model_name!r}"
     return saved, ""
+
+
+def check_saved_model(saved: Result, model: Any, directory: str | os.PathLike) -> None:
+    """Raise ValueError unless `saved` was computed on `model` (name, dtype, weights fingerprint)."""
+    difference = fingerprint_difference(saved.meta.get("fingerprint"), model_fingerprint(model))
+    if difference:
+        raise ValueError(
+            f"{directory} holds a {type(saved).__name__} that does not belong to this model: "
+            f"{difference}; choose another output folder, or delete it to recompute"
+        )
 
 
 PARTIAL_KIND = "partial_run"
@@ -152,18 +193,28 @@ PARTIAL_KIND = "partial_run"
 class PartialRun:
     """The finished rows of an unfinished run, as JSONL in `<directory>.partial.jsonl`.
 
-        partial = PartialRun(out, {"config": config_to_dict(config), "model": name})
+        partial = PartialRun(out, {"config": config_to_dict(config)}, model=model)
         todo = [p for p in problems if p.id not in partial.by_key("id")]
         ... partial.append(rows) after each batch ...
         result.save(out); partial.finish()
 
-    The first line records `header` (what decides the rows). Opening a file whose header differs
-    raises ValueError naming the differing keys, or starts over when `resume=False`. A last line
+    The first line records `header` (what decides the rows) and, with `model`, the model's
+    fingerprint under "fingerprint". Opening a file whose header differs raises ValueError naming
+    the differing keys, or starts over when `resume=False`. A last line
     cut off by a crash is dropped; rows are flushed to disk at every `append`.
     """
 
-    def __init__(self, directory: str | os.PathLike, header: dict[str, Any], resume: bool = True):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        header: dict[str, Any],
+        resume: bool = True,
+        *,
+        model: Any = None,
+    ):
         self.path = Path(f"{Path(directory)}.partial.jsonl")
+        if model is not None:
+            header = {**header, "fingerprint": model_fingerprint(model)}
         self.header = json.loads(json.dumps(header, default=str))
         self.rows: list[dict[str, Any]] = []
         if resume and self.path.exists() and self._read():

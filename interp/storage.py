@@ -10,18 +10,24 @@ Everything interp saves (analysis results, edit checkpoints, LoRA adapters, stee
 `kind` says what the folder holds (a result class name such as "MathEvalResult", or "edits",
 "lora", "steering_vector"); `config` is what it was made with, `meta` small facts about it (the
 model's name, counts), `tables` lists of row dicts. A folder is written into a temporary folder
-that replaces the old one in one rename, so a crash never leaves half of one. Reading is strict: a
+(named after the writing process, so a later save removes what a killed writer left) that then
+replaces the old one, so a crash never leaves half of one. Only an absent or empty folder or a
+saved folder of the same kind is ever replaced: anything else (a user's files, another kind) is an
+`OccupiedError` and stays as it was. Reading is strict: a
 missing file, another kind, another format version, or missing or unknown keys are a
 `StorageError` that says what is there and what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import socket
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -70,28 +76,163 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write JSON next to `path` and rename it into place, so readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_dead_temporaries(path)
+    tmp = temporary_path(path, suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with tmp.open("w") as f:
             json.dump(data, f, indent=1, default=str)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
-@contextmanager
-def atomic_directory(directory: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `directory`; when the block ends without error it
-    replaces `directory` in one rename, and on error it is removed, so readers never see half."""
+# Temporary files and folders are named `.NAME.<role>-<host>-<pid>-<random>`, so a later writer can
+# tell the leftovers of a writer that died (SIGKILL, power cut) from those of one still running.
+_TEMPORARY = re.compile(r"(?P<role>tmp|old)-(?P<host>.+)-(?P<pid>\d+)-[A-Za-z0-9_]+(\.tmp)?")
+
+
+def temporary_path(path: str | os.PathLike, role: str = "tmp", suffix: str = "") -> Path:
+    """A fresh hidden name beside `path` that records this host and process (nothing is created)."""
+    path = Path(path)
+    name = (
+        f".{path.name}.{role}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+    )
+    return path.with_name(name)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def remove_dead_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files and folders beside `path` left by writers on this host that are
+    no longer running; a moved-aside old folder whose replacement never arrived is put back.
+    Returns what was removed or restored. Live writers' temporaries are never touched."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    host = socket.gethostname()
+    cleaned = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return cleaned
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        match = _TEMPORARY.fullmatch(entry.name[len(prefix) :])
+        if match is None or match["host"] != host or _alive(int(match["pid"])):
+            continue
+        if match["role"] == "old" and not path.exists() and not path.is_symlink():
+            with contextlib.suppress(OSError):
+                os.replace(entry, path)  # the writer died between moving it aside and replacing it
+                cleaned.append(entry)
+                continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        cleaned.append(entry)
+    return cleaned
+
+
+class OccupiedError(StorageError):
+    """The place asked for holds something interp must not replace (a user's file or folder)."""
+
+
+def check_replaceable(directory: str | os.PathLike, kind: str) -> None:
+    """Raise `OccupiedError` unless saving a `kind` folder at `directory` loses nothing: it must not
+    exist, be an empty folder, or hold a saved folder of the same kind."""
     directory = Path(directory)
+    proceed = (
+        "nothing was written and nothing there was touched: choose another output folder "
+        "(--out), or delete it yourself if you no longer need it"
+    )
+    for parent in directory.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise OccupiedError(
+                    f"{parent} is a file, so {directory} cannot be made inside it; {proceed}"
+                )
+            break
+    if directory.is_symlink():
+        raise OccupiedError(f"{directory} is a symbolic link; {proceed}")
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise OccupiedError(f"{directory} is a file, not a folder of saved results; {proceed}")
+    names = sorted(p.name for p in directory.iterdir())
+    if not names:
+        return
+    found = _saved_kind(directory)
+    if found == kind:
+        return
+    if found is None and all(_written_by_interp(name) for name in names):
+        return  # a broken saved folder (e.g. a corrupt record) with nothing of anyone else's
+    if found is not None:
+        raise OccupiedError(f"{directory} holds a saved {found!r}, not a {kind!r}; {proceed}")
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    raise OccupiedError(
+        f"{directory} already exists and is not a saved {kind!r} (it holds {shown}); {proceed}"
+    )
+
+
+def _saved_kind(directory: Path) -> str | None:
+    """The kind a folder's record (or a record in a layout from before it) names, if readable."""
+    legacy_kinds = {"edits.json": "edits", "lora.json": "lora", "vector.json": "steering_vector"}
+    for name in (RECORD_FILE, "meta.json", *legacy_kinds):
+        path = directory / name
+        if not path.is_file():
+            continue
+        if name in legacy_kinds:
+            return legacy_kinds[name]
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            return None
+        found = (
+            data.get("kind" if name == RECORD_FILE else "class") if isinstance(data, dict) else None
+        )
+        return found if isinstance(found, str) else None
+    return None
+
+
+def _written_by_interp(name: str) -> bool:
+    return name in (RECORD_FILE, TENSORS_FILE) or name.startswith("figure.")
+
+
+@contextmanager
+def atomic_directory(directory: str | os.PathLike, kind: str) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `directory`; when the block ends without error it
+    replaces `directory`, and on error it is removed, so readers never see half a folder.
+
+    `directory` must be absent, empty, or a saved folder of the same `kind` (`check_replaceable`,
+    checked before and again just before replacing): a user's files are never replaced.
+    Temporaries left by writers killed earlier are removed first.
+    """
+    directory = Path(directory)
+    check_replaceable(directory, kind)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    remove_dead_temporaries(directory)
+    tmp = temporary_path(directory)
+    tmp.mkdir()
     try:
         yield tmp
+        check_replaceable(directory, kind)
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
         if directory.exists():
-            old = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            old = temporary_path(directory, role="old")
             os.replace(directory, old)
             os.replace(tmp, directory)
             shutil.rmtree(old, ignore_errors=True)
@@ -116,8 +257,9 @@ def save_folder(
     tensors: dict[str, torch.Tensor] | None = None,
     write_extras: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write one folder atomically (replacing what was there); `write_extras(tmp)` may add files
-    such as figures, and if it fails the old folder stays as it was."""
+    """Write one folder atomically, replacing only an empty folder or a saved one of the same
+    `kind` (else `OccupiedError`); `write_extras(tmp)` may add files such as figures, and if it
+    fails the old folder stays as it was."""
     directory = Path(directory)
     record = {
         "kind": kind,
@@ -127,7 +269,7 @@ def save_folder(
         "tables": dict(tables or {}),
     }
     cpu = {name: t.detach().cpu().contiguous() for name, t in (tensors or {}).items()}
-    with atomic_directory(directory) as tmp:
+    with atomic_directory(directory, kind) as tmp:
         save_file(cpu, str(tmp / TENSORS_FILE))
         (tmp / RECORD_FILE).write_text(json.dumps(record, indent=1, default=str))
         if write_extras is not None:
@@ -207,7 +349,7 @@ def _missing_message(directory: Path, kind: str | None) -> str:
             )
     if not directory.exists():
         return f"{directory} does not exist; pass the folder given to .save()"
-    return f"{directory} holds no {what} (no {RECORD_FILE}); pass the folder given to .save()"
+    return f"{directory} does not hold {what} (no {RECORD_FILE}); pass the folder given to .save()"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -3,14 +3,12 @@ shipped toy adder, results resume, and bad input exits with a clear message."""
 
 import json
 
-import pytest
-
 from interp.cli import main
 
 
 def test_help_lists_the_analyses(capsys):
-    with pytest.raises(SystemExit):
-        main(["--help"])
+    assert main(["--help"]) == 0
+    assert main(["no-such-command"]) == 2
     out = capsys.readouterr().out
     assert "generate" in out and "number-probe" in out
 
@@ -35,7 +33,8 @@ def test_generate_on_the_adder(capsys):
     assert rows[0]["text"].startswith("5555")
 
 
-def test_number_probe_writes_results_and_resumes(tmp_path, capsys):
+def test_number_probe_writes_results_and_resumes(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default output folder names the model
     args = [
         "number-probe",
         "--model",
@@ -48,18 +47,17 @@ def test_number_probe_writes_results_and_resumes(tmp_path, capsys):
         "4",
         "--sweep-problems",
         "60",
-        "--out",
-        str(tmp_path),
         "--batch-size",
         "128",
     ]
     assert main(args) == 0
+    out = tmp_path / "runs" / "number_probe" / "adder4"
     for name in ("probe", "sweep", "projection"):
-        assert (tmp_path / name / "tensors.safetensors").exists()
-    assert (tmp_path / "number_direction.html").exists()
-    assert (tmp_path / "edit_effect.json").exists()
-    out = capsys.readouterr().out
-    assert "x* at layer" in out and "breaks" in out
+        assert (out / name / "tensors.safetensors").exists()
+    assert (out / "number_direction.html").exists()
+    assert (out / "edit_effect.json").exists()
+    printed = capsys.readouterr().out
+    assert "x* at layer" in printed and "breaks" in printed
     assert main(args) == 0
     assert capsys.readouterr().out.count("[resume]") == 3
 

@@ -22,6 +22,7 @@ from interp.interventions import (
     load_edits,
     save_edits,
 )
+from interp.models.fingerprint import model_fingerprint
 
 TOKENS = torch.tensor([[5, 6, 7, 8, 9, 10]])
 
@@ -195,7 +196,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(tiny, tmp_path):
     ]
     with edits(tiny, edit_list):
         expected = runner.forward(tiny, TOKENS, prompt_lengths=[4])
-    save_edits(tmp_path / "ckpt", edit_list, model="tiny")
+    save_edits(tmp_path / "ckpt", edit_list, model=model_fingerprint(tiny)["model"])
     loaded = load_edits(tmp_path / "ckpt", tiny)
     with edits(tiny, loaded):
         assert torch.allclose(runner.forward(tiny, TOKENS, prompt_lengths=[4]), expected, atol=1e-6)

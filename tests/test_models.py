@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -126,12 +127,13 @@ def test_cache_manifest_lists_every_file(smollm2_folder):
         if p.is_file() and p.name != MANIFEST_NAME
     }
     assert manifest["files"] == on_disk
+    assert set(manifest["sha256"]) == set(on_disk)
     assert "model.safetensors" in on_disk
     assert not list(smollm2_folder.rglob("*.gguf")), "the joined GGUF must be deleted"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage", ["truncate", "delete_manifest", "bad_manifest"])
+@pytest.mark.parametrize("damage", ["truncate", "delete_manifest", "bad_manifest", "zero_header"])
 def test_damaged_cache_is_detected(smollm2_folder, tmp_path, damage):
     folder = tmp_path / SMOLLM2
     shutil.copytree(smollm2_folder, folder)
@@ -151,13 +153,17 @@ def _damage(folder: Path, how: str) -> None:
         (folder / MANIFEST_NAME).unlink()
     if how == "bad_manifest":
         (folder / MANIFEST_NAME).write_text("{not json")
+    if how == "zero_header":  # same size: only the recorded SHA-256 shows the damage
+        with open(folder / "model.safetensors", "r+b") as handle:
+            handle.write(b"\0" * 64)
+        os.utime(folder / "model.safetensors", ns=(1, 1))  # a new mtime, however coarse the clock
 
 
 @pytest.mark.slow
 def test_damaged_cache_is_rebuilt_with_a_warning(smollm2_folder, tmp_path):
     folder = tmp_path / SMOLLM2
     shutil.copytree(smollm2_folder, folder)
-    _damage(folder, "both")
+    _damage(folder, "zero_header")
     leftover = tmp_path / f".{SMOLLM2}.building-1-killed"  # as a killed build leaves it
     leftover.mkdir()
     (leftover / "model.safetensors").write_bytes(b"partial")

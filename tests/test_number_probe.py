@@ -14,10 +14,12 @@ from interp.data.arithmetic import (
     addition_problems,
     digit_token_ids,
     encode_problems,
+    with_prompt_template,
 )
 from interp.decoding import generate
 from interp.interventions import Edit, EditError, PushAlong
 from interp.models.adder import load_adder
+from interp.results import reuse_or_run
 from interp.stats import crossing, threshold_with_ci, wilson_interval
 
 
@@ -142,6 +144,36 @@ def test_results_round_trip(adder_probe, adder_sweep, tmp_path):
     assert (tmp_path / "sweep" / "figure.html").exists()
     with pytest.raises(ValueError, match="NumberProbeResult"):
         perturbation.PerturbationResult.load(tmp_path / "probe")
+
+
+def test_configs_record_the_prompt_template_and_another_template_is_recomputed(
+    adder, adder_probe, tmp_path
+):
+    assert adder_probe.config.style == "compact"
+    assert adder_probe.config.prompt_template == "{a}+{b}="
+    saved = adder_probe.save(tmp_path / "probe", model=adder)
+    other = with_prompt_template(
+        number_probe.NumberProbeConfig(
+            **{**adder_probe.config.__dict__, "style": "numprobe", "prompt_template": None}
+        ),
+        adder.tokenizer,
+    )
+    assert other.prompt_template == "Question: What is the sum of {a} and {b}?\nAnswer: "
+    computed = []
+
+    def compute():
+        computed.append(True)
+        return adder_probe
+
+    same = with_prompt_template(
+        number_probe.NumberProbeConfig(**{**adder_probe.config.__dict__, "prompt_template": None}),
+        adder.tokenizer,
+    )
+    assert same == adder_probe.config  # resolving again gives the saved config: reused
+    reuse_or_run(saved, number_probe.NumberProbeResult, same, compute, model=adder)
+    assert computed == []
+    reuse_or_run(saved, number_probe.NumberProbeResult, other, compute, model=adder)
+    assert computed == [True]  # another template: never the old result
 
 
 def test_bad_inputs_get_clear_errors(tiny, adder_probe):

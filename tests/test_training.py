@@ -294,9 +294,9 @@ def _interrupt_after(model, edit, state, steps):
 
     original = trainer._save_state
 
-    def save_then_maybe_stop(path, config, params, optimizer, controller, history, step, seconds):
-        original(path, config, params, optimizer, controller, history, step, seconds)
-        if step >= steps:
+    def save_then_maybe_stop(*args):
+        original(*args)
+        if args[-2] >= steps:  # (..., history, step, seconds)
             raise KeyboardInterrupt
 
     trainer._save_state = save_then_maybe_stop

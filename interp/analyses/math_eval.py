@@ -36,9 +36,10 @@ from interp.decoding.processors import LogitProcessor
 from interp.figures.math import math_eval_figure
 from interp.interventions.arms import Arm, describe_edit
 from interp.models import model_name
-from interp.results import PartialRun, Result, config_to_dict
+from interp.models.fingerprint import fingerprint_difference, model_fingerprint
+from interp.results import PartialRun, Result, check_saved_model, config_to_dict
 from interp.stats import wilson_interval
-from interp.storage import differing_keys, is_saved
+from interp.storage import check_replaceable, differing_keys, is_saved
 from interp.text.grading import grade
 
 # Generation settings `run` accepts as keyword overrides (the rest of GenerationConfig is set here).
@@ -74,7 +75,7 @@ class MathEvalConfig:
     stop_strings: tuple[str, ...] = ()
     use_cache: bool = True
     kl_budget: float | None = None
-    problem_ids_sha: str = ""  # fingerprint of the evaluated problem ids, in order
+    problem_ids_sha: str = ""  # fingerprint of the evaluated problems (ids, questions, answers)
     edit_description: str = "[]"  # JSON: hook, kind, positions and tensor norms of each edit
     logit_processors: str = "[]"  # JSON: a description of each logit processor
     grade_timeout: float = 5.0
@@ -184,6 +185,13 @@ def run(
     `reuse`: earlier results of the same model and decoding settings; their rows for these
     problems are taken instead of decoding again (e.g. a 40-problem run inside a 100-problem one).
     """
+    for name, value in (
+        ("max_new_tokens", max_new_tokens),
+        ("batch_size", batch_size),
+        ("n_problems", n_problems or 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
     arm = Arm.of(model, edit_list, name="model")
     unknown = set(generation) - set(GENERATION_OVERRIDES)
     if unknown:
@@ -224,19 +232,7 @@ def run(
         grade_timeout=grade_timeout,
         **generation,
     )
-    meta = {"model": config.model, "arm": arm.name}
-    if out is not None:
-        finished = load_finished(out, MathEvalResult, config)
-        if finished is not None:
-            return finished
-    partial = PartialRun(out, config_to_dict(config)) if out is not None else None
-    done = partial.by_key("id") if partial else {}
-    reused = reusable_rows(reuse, config, problems, done)
-    done.update(reused)
-    if partial and reused:
-        partial.append(list(reused.values()))
-    pending = [(i, p) for i, p in enumerate(problems) if p.id not in done]
-    prompts = {p.id: build_prompt(p, tokenizer, prompt_style, n_shots, seed) for _, p in pending}
+    # Built before anything is written, so bad decoding settings never leave a partial file.
     generation_config = GenerationConfig(
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
@@ -247,6 +243,19 @@ def run(
             for k in ("do_sample", "temperature", "top_k", "top_p", "use_cache", "kl_budget")
         },
     )
+    meta = {"model": config.model, "arm": arm.name, "fingerprint": model_fingerprint(arm.model)}
+    if out is not None:
+        finished = load_finished(out, MathEvalResult, config, model=arm.model)
+        if finished is not None:
+            return finished
+    partial = PartialRun(out, config_to_dict(config), model=arm.model) if out is not None else None
+    done = partial.by_key("id") if partial else {}
+    reused = reusable_rows(reuse, config, problems, done, meta["fingerprint"])
+    done.update(reused)
+    if partial and reused:
+        partial.append(list(reused.values()))
+    pending = [(i, p) for i, p in enumerate(problems) if p.id not in done]
+    prompts = {p.id: build_prompt(p, tokenizer, prompt_style, n_shots, seed) for _, p in pending}
     batches = range(0, len(pending), batch_size)
     for start in tqdm(batches, desc=f"math-eval {arm.name}", disable=not progress or not pending):
         chunk = pending[start : start + batch_size]
@@ -286,10 +295,12 @@ def reusable_rows(
     config: MathEvalConfig,
     problems: Sequence[MathProblem],
     done: dict[str, dict[str, Any]],
+    fingerprint: dict[str, str],
 ) -> dict[str, dict[str, Any]]:
-    """Rows of earlier results decoded exactly as `config` would decode them, for missing problems."""
+    """Rows of earlier results decoded exactly as `config` would decode them, for missing problems
+    (same model weights, same question and gold answer)."""
     index = {p.id: i for i, p in enumerate(problems)}
-    gold = {p.id: p.answer for p in problems}
+    asked = {p.id: (p.question, p.answer) for p in problems}
     rows: dict[str, dict[str, Any]] = {}
     for result in results:
         mismatched = decoding_mismatch(result, config)
@@ -298,11 +309,15 @@ def reusable_rows(
                 f"cannot reuse a result of model {result.config.model or result.meta.get('model')!r} "
                 f"decoded with other settings ({', '.join(mismatched)} differ)"
             )
+        other_model = fingerprint_difference(result.meta.get("fingerprint"), fingerprint)
+        if other_model:
+            raise ValueError(f"cannot reuse a result for this model: {other_model}")
         for row in result.rows:
-            if row["id"] in index and row["id"] not in done and row["gold"] == gold[row["id"]]:
-                if config.do_sample and row["index"] != index[row["id"]]:
+            key = row["id"]
+            if key in index and key not in done and (row["question"], row["gold"]) == asked[key]:
+                if config.do_sample and row["index"] != index[key]:
                     continue  # a sample's seed follows its index
-                rows[row["id"]] = {**row, "index": index[row["id"]]}
+                rows[key] = {**row, "index": index[key]}
     return rows
 
 
@@ -371,12 +386,15 @@ def problem_row(
 
 
 def load_finished(
-    directory: str | os.PathLike, result_class: type[Result], config: Any
+    directory: str | os.PathLike, result_class: type[Result], config: Any, model: Any = None
 ) -> Result | None:
-    """The result saved in `directory` if it ran with `config`; None if none is saved there.
+    """The result saved in `directory` if it ran with `config` (and, with `model`, on that model's
+    weights); None if none is saved there.
 
-    A result made with another config is an error rather than silently reused or overwritten.
+    A result made with another config or model is an error rather than silently reused or
+    overwritten, and so is anything else in `directory` (a user's files), before any work starts.
     """
+    check_replaceable(directory, result_class.__name__)
     if not is_saved(directory):
         return None
     saved = result_class.load(directory)
@@ -386,6 +404,8 @@ def load_finished(
             f"{directory} holds a {result_class.__name__} made with a different config "
             f"({', '.join(differ)} differ); choose another `out` or delete it to recompute"
         )
+    if model is not None:
+        check_saved_model(saved, model, directory)
     return saved
 
 

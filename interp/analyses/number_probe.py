@@ -18,7 +18,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.data.arithmetic import addition_problems, default_style, encode_problems
+from interp.data.arithmetic import addition_problems, encode_problems, with_prompt_template
 from interp.models import model_name
 from interp.probes import activations_at, fit_probes, layer_hooks, split_indices
 from interp.results import Result
@@ -29,6 +29,7 @@ class NumberProbeConfig:
     n_problems: int = 2000
     digits: tuple[int, ...] = (1, 2, 3, 4)
     style: str | None = None  # None: chat for instruct models, numprobe otherwise
+    prompt_template: str | None = None  # the prompt with {a}, {b} slots; set by run()
     positions: tuple[str, ...] = ("a_last", "b_last", "last")
     layers: tuple[int, ...] | None = None  # None: every layer
     site: str = "hook_resid_post"
@@ -77,8 +78,11 @@ class NumberProbeResult(Result):
 
 def run(model, **overrides) -> NumberProbeResult:
     """Fit value probes at every layer (and position) on seeded addition prompts."""
-    config = NumberProbeConfig(**overrides)
-    style = config.style or default_style(model.tokenizer)
+    config = with_prompt_template(NumberProbeConfig(**overrides), model.tokenizer)
+    for name, value in (("n_problems", config.n_problems), ("batch_size", config.batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    style = config.style
     problems = addition_problems(config.n_problems, config.digits, seed=config.seed)
     encoded = encode_problems(problems, model.tokenizer, style)
     hooks = layer_hooks(model, config.layers, config.site)

@@ -11,6 +11,7 @@ Exact greedy correctness comes from one teacher-forced forward per (problem, str
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ from interp.data.arithmetic import (
     default_style,
     digit_token_ids,
     encode_problems,
+    with_prompt_template,
 )
 from interp.interventions import Edit, EditError, PushAlong
 from interp.models import model_name
@@ -44,6 +46,7 @@ class PerturbationConfig:
     digits: int = 4
     n_problems: int = 300
     style: str | None = None
+    prompt_template: str | None = None  # the prompt with {a}, {b} slots; set by run()
     push_positions: dict | None = None  # a PositionRule as dict; None: every position
     threshold: float = 0.005
     n_bootstrap: int = 500
@@ -86,7 +89,12 @@ class PerturbationResult(Result):
 
 def run(model, probe: NumberProbeResult, **overrides) -> PerturbationResult:
     """Sweep push strengths (both signs) at each layer; error rate, direction of errors, x*."""
-    config = PerturbationConfig(**overrides)
+    config = with_prompt_template(PerturbationConfig(**overrides), model.tokenizer)
+    for name, value in (("n_problems", config.n_problems), ("batch_size", config.batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if config.strengths is not None and not all(math.isfinite(s) for s in config.strengths):
+        raise ValueError(f"strengths must be finite numbers, got {config.strengths}")
     if probe.d_model != model.cfg.d_model:
         raise EditError(
             f"the probe was fit on a model of width {probe.d_model}, this model has width "
@@ -102,7 +110,7 @@ def run(model, probe: NumberProbeResult, **overrides) -> PerturbationResult:
     rule = (
         PositionRule.from_dict(config.push_positions) if config.push_positions else AllPositions()
     )
-    style = config.style or default_style(model.tokenizer)
+    style = config.style
     encoded = encode_problems(
         addition_problems(config.n_problems, config.digits, seed=config.seed),
         model.tokenizer,

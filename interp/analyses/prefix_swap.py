@@ -45,6 +45,7 @@ from interp.figures.math import closeness_figure, prefix_swap_figure
 from interp.interventions import Edit
 from interp.interventions.arms import Arm, describe_edit
 from interp.models import model_name
+from interp.models.fingerprint import model_fingerprint
 from interp.results import PartialRun, Result, config_to_dict
 from interp.stats import wilson_interval
 from interp.text.grading import grade
@@ -135,6 +136,14 @@ def run(
     as it finishes and a rerun resumes. `reuse`: earlier `math_eval` results; each arm takes the
     rows of those decoded exactly as it would decode (same model, edits and settings).
     """
+    for name, value in (
+        ("max_new_tokens", max_new_tokens),
+        ("batch_size", batch_size),
+        ("pool_size", pool_size),
+        ("n_problems", n_problems),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
     donor_arm, continuer_arm = (
         Arm.of(given, name=name)
         if isinstance(given, Arm)
@@ -169,7 +178,7 @@ def run(
     )
     out = Path(out) if out is not None else None
     if out is not None:
-        finished = load_finished(out / "swap", PrefixSwapResult, config)
+        finished = load_finished(out / "swap", PrefixSwapResult, config, model=model)
         if finished is not None:
             return finished
     common = dict(
@@ -202,7 +211,7 @@ def run(
         **common,
     )
     swap = SwapState(config, donor_arm, continuer_arm, chosen, continuer_eval.rows, selected)
-    partial = PartialRun(out / "swap", config_to_dict(config)) if out else None
+    partial = PartialRun(out / "swap", config_to_dict(config), model=model) if out else None
     done = partial.by_key(("id", "k", "variant")) if partial else {}
     batches = range(0, len(chosen), batch_size)
     for start in tqdm(batches, desc="prefix swap", disable=not progress):
@@ -222,6 +231,7 @@ def run(
         tables["closeness"] = swap.closeness_rows()
     meta = {
         "model": model_name(model),
+        "fingerprint": model_fingerprint(model),
         "donor_name": donor_arm.name,
         "continuer_name": continuer_arm.name,
         "n_problems": len(chosen),

@@ -19,7 +19,12 @@ from interp.analyses.number_probe import NumberProbeResult
 from interp.analyses.perturbation import PerturbationResult
 from interp.core.runner import activations
 from interp.core.tokens import encode_prompts, left_pad, pad_token_id
-from interp.data.arithmetic import addition_problems, default_style, encode_problems
+from interp.data.arithmetic import (
+    addition_problems,
+    default_style,
+    encode_problems,
+    with_prompt_template,
+)
 from interp.interventions import Edit, EditError, edits
 from interp.models import model_name
 from interp.results import Result
@@ -34,6 +39,7 @@ class ProjectionConfig:
     seed: int = 2
     batch_size: int = 16
     edit_description: str = ""
+    prompt_template: str | None = None  # the prompt with {a}, {b} slots; set by run()
 
 
 @dataclass
@@ -64,7 +70,7 @@ def run(
     **overrides,
 ) -> ProjectionResult:
     """Project each edit-induced residual change on the number direction, per layer and token."""
-    config = ProjectionConfig(**overrides)
+    config = with_prompt_template(ProjectionConfig(**overrides), model.tokenizer)
     if probe.d_model != model.cfg.d_model:
         raise EditError(
             f"the probe has width {probe.d_model} but the model has width {model.cfg.d_model}"

@@ -37,7 +37,7 @@ from interp.figures.training import reft_compare_figure
 from interp.interventions import RED, Edit, LoReFT
 from interp.interventions.lora import LoRA
 from interp.models import model_name
-from interp.results import Result, write_json_atomic
+from interp.results import Result, check_saved_model, write_json_atomic
 from interp.storage import is_saved
 from interp.training import checkpoints
 from interp.training.data import encode_pairs, gsm8k_pairs
@@ -189,6 +189,7 @@ def train_arm(model, arm: str, pairs, config: ReftCompareConfig, out: Path, prog
     history_dir = folder / "history"
     if is_saved(history_dir):
         history = TrainResult.load(history_dir)
+        check_saved_model(history, model, history_dir)
         if history.config == train_config:
             return checkpoints.load(folder / "checkpoint", model), history
     trainable = _fresh_trainable(model, arm, config)
@@ -222,6 +223,17 @@ def run(
     each trained RED is also projected on the number direction (share of changes beyond x*).
     """
     config = ReftCompareConfig(**overrides)
+    for name, value in (
+        ("n_train", config.n_train),
+        ("batch_size", config.batch_size),
+        ("grad_accum", config.grad_accum),
+        ("epochs", config.epochs),
+        ("n_eval", config.n_eval),
+        ("max_new_tokens", config.max_new_tokens),
+        ("eval_batch_size", config.eval_batch_size),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
     unknown = set(config.eval_arms) - set(EVAL_ARMS) - set(TRAINED_ARMS)
     if unknown:
         raise ValueError(f"unknown arms {sorted(unknown)}; known: {EVAL_ARMS + TRAINED_ARMS}")

@@ -21,6 +21,7 @@ number of reflections and transitions, not only to accuracy and length.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -182,6 +183,13 @@ def run(
 
     With `out`, each arm's math evaluation is kept in `out/<arm>` (resumable batch by batch).
     """
+    for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if not all(math.isfinite(a) for a in (*alphas, main_alpha or 0.0, penalty_value)):
+        raise ValueError(
+            f"alphas, main_alpha and penalty_value must be finite, got {alphas}, {main_alpha}, {penalty_value}"
+        )
     problems = list(problems)
     if not problems:
         raise ValueError("no problems to evaluate steering on")

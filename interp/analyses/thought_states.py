@@ -264,6 +264,9 @@ def run(
     responses = list(responses)
     config = make_config(model, responses, **options)
     span, chunk_size = config.span, config.chunk_size
+    for name, value in (("batch_size", config.batch_size), ("chunk_size", chunk_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
     store = Path(config.store)
     store.mkdir(parents=True, exist_ok=True)
     boundaries = boundary_tokens(tokenizer)

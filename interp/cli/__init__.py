@@ -45,12 +45,18 @@ def _import_analysis_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command and return its exit status: a bad flag value prints argparse's usage error
+    and returns 2; a ValueError, OSError or RuntimeError from the command prints `error: ...` and
+    returns 2 (so `main([...])` in a notebook or test never raises SystemExit)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # usage errors (2) and --help (0)
+        return stop.code if isinstance(stop.code, int) else 2
     _, _, function = COMMANDS[args.command]
     try:
         function(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -4,9 +4,22 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from interp.cli.common import add_model_arguments, command, ints, load_from_args
+from interp.cli.common import (
+    add_model_arguments,
+    command,
+    edit_checkpoint,
+    input_file,
+    ints,
+    load_from_args,
+    non_negative_float,
+    non_negative_int,
+    open_fraction,
+    output_file,
+    output_folder,
+    output_folder_for,
+    positive_int,
+)
 from interp.figures.common import save_figure
 from interp.interventions.random_red import random_red_edits
 from interp.results import reuse_or_run
@@ -14,37 +27,64 @@ from interp.results import reuse_or_run
 
 def _faithfulness_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--out", default="runs/faithfulness", help="output folder")
-    parser.add_argument("--n-triples", type=int, default=1000, help="triples per arm")
     parser.add_argument(
-        "--triples", default=None, help="a JSONL of triples (default: built from GSM8K train)"
+        "--out",
+        type=output_folder,
+        default=None,
+        help="output folder (default: runs/faithfulness/MODEL)",
     )
-    parser.add_argument("--split", default="train", help="GSM8K split for the built triples")
+    parser.add_argument("--n-triples", type=positive_int, default=1000, help="triples per arm")
     parser.add_argument(
-        "--facts-per-question", type=int, default=1, help="triples per question (different numbers)"
+        "--triples",
+        type=input_file,
+        default=None,
+        help="a JSONL of triples (default: built from GSM8K train)",
     )
     parser.add_argument(
-        "--max-prompt-tokens", type=int, default=None, help="use only questions this short"
+        "--split",
+        default="train",
+        choices=("train", "test"),
+        help="GSM8K split for the built triples",
+    )
+    parser.add_argument(
+        "--facts-per-question",
+        type=positive_int,
+        default=1,
+        help="triples per question (different numbers)",
+    )
+    parser.add_argument(
+        "--max-prompt-tokens", type=positive_int, default=None, help="use only questions this short"
     )
     parser.add_argument("--layers", type=ints, default=None, help="layers to probe, e.g. 0,6,12")
     parser.add_argument(
         "--heads", action="store_true", help="also a probe per attention head (hook_z)"
     )
     parser.add_argument(
-        "--edit", default=None, help="edit checkpoint of the edited arm (default: random RED)"
+        "--edit",
+        type=edit_checkpoint,
+        default=None,
+        help="edit checkpoint of the edited arm (default: random RED)",
     )
     parser.add_argument(
-        "--red-bias-norm", type=float, default=0.54, help="norm of the random RED's biases"
+        "--red-bias-norm",
+        type=non_negative_float,
+        default=0.54,
+        help="norm of the random RED's biases",
     )
     parser.add_argument("--no-edited-arm", action="store_true", help="probe the base model only")
     parser.add_argument("--padding-side", choices=("left", "right"), default="left")
-    parser.add_argument("--test-fraction", type=float, default=0.25)
+    parser.add_argument("--test-fraction", type=open_fraction, default=0.25)
     parser.add_argument(
-        "--trace-answers", type=int, default=4, help="answers traced token by token (0: none)"
+        "--trace-answers",
+        type=non_negative_int,
+        default=4,
+        help="answers traced token by token (0: none)",
     )
-    parser.add_argument("--trace-tokens", type=int, default=48, help="new tokens per traced answer")
+    parser.add_argument(
+        "--trace-tokens", type=positive_int, default=48, help="new tokens per traced answer"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=8, help="questions per forward")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="questions per forward")
     parser.add_argument("--no-resume", action="store_true", help="recompute even if results exist")
 
 
@@ -55,14 +95,11 @@ def _faithfulness_arguments(parser: argparse.ArgumentParser) -> None:
 )
 def faithfulness_command(args: argparse.Namespace) -> None:
     from interp.analyses import faithfulness, faithfulness_difference, faithfulness_trace
-    from interp.interventions import load_edits, read_checkpoint_config
+    from interp.interventions import load_edits
     from interp.interventions.arms import Arm
-    from interp.models import model_name
 
-    if args.edit:
-        read_checkpoint_config(args.edit)  # a wrong path fails before the model loads
+    out = output_folder_for(args, "runs/faithfulness")
     model = load_from_args(args)
-    out = Path(args.out)
     resume = not args.no_resume
     common = dict(
         n_triples=args.n_triples,
@@ -101,7 +138,7 @@ def faithfulness_command(args: argparse.Namespace) -> None:
                 arm, reference=reference, **_without(config.__dict__, "arm")
             ),
             resume,
-            model_name=model_name(model),
+            model=model,
         )
         save_figure(results[arm.name].figure(), out / f"layers_{arm.name}.png")
         _print_arm(results[arm.name])
@@ -141,7 +178,7 @@ def faithfulness_command(args: argparse.Namespace) -> None:
                     include_restatements=c.include_restatements,
                 ),
                 resume,
-                model_name=model_name(model),
+                model=model,
             )
             save_figure(trace.figure(), out / f"trace_{arm.name}.png")
     print(f"wrote {out}")
@@ -167,10 +204,10 @@ def _print_arm(result) -> None:
 
 
 def _triples_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="JSONL file to write")
-    parser.add_argument("--n", type=int, default=1000, help="number of triples")
-    parser.add_argument("--split", default="train", help="GSM8K split")
-    parser.add_argument("--facts-per-question", type=int, default=1)
+    parser.add_argument("--out", type=output_file, required=True, help="JSONL file to write")
+    parser.add_argument("--n", type=positive_int, default=1000, help="number of triples")
+    parser.add_argument("--split", default="train", choices=("train", "test"), help="GSM8K split")
+    parser.add_argument("--facts-per-question", type=positive_int, default=1)
     parser.add_argument("--seed", type=int, default=0)
 
 

@@ -5,19 +5,30 @@ from __future__ import annotations
 import argparse
 import json
 
-from interp.cli.common import add_model_arguments, command, load_from_args
+from interp.cli.common import (
+    add_model_arguments,
+    command,
+    edit_checkpoint,
+    load_from_args,
+    positive_float,
+    positive_int,
+)
 
 
 def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--prompt", action="append", required=True, help="repeat for a batch")
     parser.add_argument("--chat", action="store_true", help="wrap each prompt in the chat template")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=positive_int, default=64)
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy")
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument(
+        "--temperature", type=positive_float, default=1.0, help="with --sample (above 0)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
-    parser.add_argument("--edits", default=None, help="an edit checkpoint folder to apply")
+    parser.add_argument(
+        "--edits", type=edit_checkpoint, default=None, help="an edit checkpoint folder to apply"
+    )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
 
 
@@ -25,6 +36,8 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     "generate", "decode from prompts (optionally with a saved edit checkpoint)", _generate_arguments
 )
 def generate_command(args: argparse.Namespace) -> None:
+    if any(stop == "" for stop in args.stop):
+        raise ValueError("--stop '' would stop at once: give a non-empty stop string")
     from interp.decoding import generate
     from interp.interventions import load_edits
 

@@ -5,7 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from interp.cli.common import add_model_arguments, command, ints, load_from_args
+from interp.cli.common import (
+    add_model_arguments,
+    command,
+    edit_checkpoint,
+    ints,
+    load_from_args,
+    non_negative_float,
+    non_negative_int,
+    output_file,
+    output_folder,
+    output_folder_for,
+    positive_float,
+    positive_int,
+    saved_result,
+)
 from interp.data.math_prompts import MATH_PROMPT_STYLES
 from interp.figures.common import save_figure
 from interp.interventions.arms import Arm
@@ -14,10 +28,12 @@ from interp.interventions.random_red import random_red_edits
 
 def _edit_arguments(parser: argparse.ArgumentParser, prefix: str, what: str) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument(f"--{prefix}edits", default=None, help=f"edit checkpoint for {what}")
+    group.add_argument(
+        f"--{prefix}edits", type=edit_checkpoint, default=None, help=f"edit checkpoint for {what}"
+    )
     group.add_argument(
         f"--{prefix}random-red",
-        type=float,
+        type=non_negative_float,
         default=None,
         metavar="NORM",
         help=f"{what}: a random RED with this bias norm on every blocks.L.hook_mlp_out",
@@ -50,16 +66,25 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         help="chat: SEAL's \\boxed{} prompt in the chat template; plain: Question/Answer; "
         "few_shot: worked GSM8K exemplars first",
     )
-    parser.add_argument("--max-new-tokens", type=int, default=384)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=positive_int, default=384)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument(
         "--reuse",
+        type=saved_result,
         action="append",
         default=[],
         metavar="DIR",
         help="a saved math-eval result whose rows may be reused (repeatable)",
     )
-    parser.add_argument("--figure", default=None, help="also write the figure as PNG here")
+    parser.add_argument(
+        "--figure", type=output_file, default=None, help="also write the figure as PNG here"
+    )
+
+
+def _check_dataset(dataset: str) -> None:
+    """A JSONL data set must exist before the model loads."""
+    if dataset.endswith(".jsonl") and not Path(dataset).expanduser().is_file():
+        raise FileNotFoundError(f"--dataset {dataset}: no such file; give an existing JSONL file")
 
 
 def _load_reuse(directories):
@@ -70,15 +95,24 @@ def _load_reuse(directories):
 
 def _math_eval_arguments(parser: argparse.ArgumentParser) -> None:
     _common_arguments(parser)
-    parser.add_argument("--n-problems", type=int, default=100, help="0: the whole split")
+    parser.add_argument(
+        "--n-problems", type=non_negative_int, default=100, help="0: the whole split"
+    )
     parser.add_argument("--question-field", default="question", help="JSONL field of the question")
     parser.add_argument("--answer-field", default="answer", help="JSONL field of the gold answer")
     parser.add_argument(
-        "--n-shots", type=int, default=4, help="exemplars of --prompt-style few_shot"
+        "--n-shots", type=non_negative_int, default=4, help="exemplars of --prompt-style few_shot"
     )
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--out", default=None, help="result folder (default runs/math/DATASET)")
+    parser.add_argument(
+        "--temperature", type=positive_float, default=1.0, help="with --sample (above 0)"
+    )
+    parser.add_argument(
+        "--out",
+        type=output_folder,
+        default=None,
+        help="result folder (default: runs/math/DATASET/MODEL)",
+    )
     _edit_arguments(parser, "", "the evaluated model")
 
 
@@ -91,6 +125,8 @@ def math_eval_command(args: argparse.Namespace) -> None:
     from interp.analyses import math_eval
     from interp.data.math_sets import load_problems, subset
 
+    _check_dataset(args.dataset)
+    out = output_folder_for(args, f"runs/math/{Path(args.dataset).stem.replace(':', '_')}")
     model = load_from_args(args)
     arm = _arm(model, args.edits, args.random_red, args.seed)
     problems = None
@@ -103,7 +139,6 @@ def math_eval_command(args: argparse.Namespace) -> None:
         )
         if args.n_problems:
             problems = subset(problems, min(args.n_problems, len(problems)), args.seed)
-    out = args.out or f"runs/math/{Path(args.dataset).stem.replace(':', '_')}"
     extra = {"do_sample": True, "temperature": args.temperature} if args.sample else {}
     result = math_eval.run(
         arm,
@@ -132,13 +167,15 @@ def math_eval_command(args: argparse.Namespace) -> None:
 
 def _prefix_swap_arguments(parser: argparse.ArgumentParser) -> None:
     _common_arguments(parser)
-    parser.add_argument("--ks", type=ints, default=(0, 1, 4, 8, 16, 32, 64, 128))
+    parser.add_argument(
+        "--ks", type=ints, default=(0, 1, 4, 8, 16, 32, 64, 128), help="prefix lengths (>= 0)"
+    )
     parser.add_argument(
         "--variants", default="donor_cache,recompute", help="donor_cache and/or recompute"
     )
-    parser.add_argument("--n-problems", type=int, default=150, help="problems in the swap")
+    parser.add_argument("--n-problems", type=positive_int, default=150, help="problems in the swap")
     parser.add_argument(
-        "--pool-size", type=int, default=500, help="problems the donor answers first"
+        "--pool-size", type=positive_int, default=500, help="problems the donor answers first"
     )
     parser.add_argument(
         "--all-problems",
@@ -146,8 +183,15 @@ def _prefix_swap_arguments(parser: argparse.ArgumentParser) -> None:
         help="swap on every pool problem, not only those the donor gets wrong",
     )
     parser.add_argument("--no-closeness", action="store_true", help="skip the trajectory closeness")
-    parser.add_argument("--closeness-figure", default=None, help="closeness figure as PNG here")
-    parser.add_argument("--out", default="runs/math/prefix_swap")
+    parser.add_argument(
+        "--closeness-figure", type=output_file, default=None, help="closeness figure as PNG here"
+    )
+    parser.add_argument(
+        "--out",
+        type=output_folder,
+        default=None,
+        help="result folder (default: runs/math/prefix_swap/MODEL)",
+    )
     _edit_arguments(parser, "donor-", "the donor")
     _edit_arguments(parser, "continuer-", "the continuer")
 
@@ -160,19 +204,32 @@ def _prefix_swap_arguments(parser: argparse.ArgumentParser) -> None:
 def prefix_swap_command(args: argparse.Namespace) -> None:
     from interp.analyses import prefix_swap
 
-    model = load_from_args(args)
-    donor = _arm(model, args.donor_edits, args.donor_random_red, args.seed)
-    if donor.is_plain:
+    if args.donor_edits is None and args.donor_random_red is None:
         raise ValueError(
             "give the donor an edit: --donor-edits CHECKPOINT or --donor-random-red NORM"
         )
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    unknown = set(variants) - set(prefix_swap.VARIANTS)
+    if unknown or not variants:
+        raise ValueError(
+            f"--variants must be taken from {prefix_swap.VARIANTS}, got {args.variants!r}"
+        )
+    if max(args.ks) >= args.max_new_tokens:
+        raise ValueError(
+            f"the largest k ({max(args.ks)}) must be below --max-new-tokens ({args.max_new_tokens}), "
+            f"which caps prefix + continuation"
+        )
+    _check_dataset(args.dataset)
+    out = output_folder_for(args, "runs/math/prefix_swap")
+    model = load_from_args(args)
+    donor = _arm(model, args.donor_edits, args.donor_random_red, args.seed)
     continuer = _arm(model, args.continuer_edits, args.continuer_random_red, args.seed)
     result = prefix_swap.run(
         model,
         donor=donor,
         continuer=continuer,
         ks=args.ks,
-        variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
+        variants=variants,
         only_donor_wrong=not args.all_problems,
         n_problems=args.n_problems,
         pool_size=args.pool_size,
@@ -183,7 +240,7 @@ def prefix_swap_command(args: argparse.Namespace) -> None:
         max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size,
         closeness=not args.no_closeness,
-        out=args.out,
+        out=out,
         reuse=_load_reuse(args.reuse),
     )
     meta = result.meta

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from interp.cli.common import add_model_arguments, command, floats, ints, load_from_args
+from interp.cli.common import (
+    add_model_arguments,
+    command,
+    edit_checkpoint,
+    floats,
+    ints,
+    load_from_args,
+    non_negative_float,
+    output_folder,
+    output_folder_for,
+    positive_int,
+)
+from interp.data.arithmetic import ARITHMETIC_PROMPT_STYLES, with_prompt_template
 from interp.figures.common import save_figure
 from interp.interventions.random_red import random_red_edits
 from interp.results import reuse_or_run, write_json_atomic
@@ -14,26 +25,44 @@ from interp.results import reuse_or_run, write_json_atomic
 
 def _number_probe_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--out", default="runs/number_probe", help="output folder")
-    parser.add_argument("--n-problems", type=int, default=2000, help="probe training prompts")
+    parser.add_argument(
+        "--out",
+        type=output_folder,
+        default=None,
+        help="output folder (default: runs/number_probe/MODEL)",
+    )
+    parser.add_argument(
+        "--n-problems", type=positive_int, default=2000, help="probe training prompts"
+    )
     parser.add_argument("--probe-digits", type=ints, default=(1, 2, 3, 4))
     parser.add_argument(
-        "--style", default=None, help="numprobe | chat | compact (default: by model)"
+        "--style",
+        default=None,
+        choices=ARITHMETIC_PROMPT_STYLES,
+        help="prompt style (default: by model)",
     )
     parser.add_argument("--layers", type=ints, default=None, help="push layers, e.g. 6,12")
     parser.add_argument(
         "--strengths", type=floats, default=None, help="push magnitudes (probe units)"
     )
-    parser.add_argument("--digits", type=int, default=4, help="digits of the sums in the sweep")
-    parser.add_argument("--sweep-problems", type=int, default=300)
     parser.add_argument(
-        "--edit", default=None, help="edit checkpoint to project (default: random RED)"
+        "--digits", type=positive_int, default=4, help="digits of the sums in the sweep"
+    )
+    parser.add_argument("--sweep-problems", type=positive_int, default=300)
+    parser.add_argument(
+        "--edit",
+        type=edit_checkpoint,
+        default=None,
+        help="edit checkpoint to project (default: random RED)",
     )
     parser.add_argument(
-        "--red-bias-norm", type=float, default=0.54, help="norm of the random RED's biases"
+        "--red-bias-norm",
+        type=non_negative_float,
+        default=0.54,
+        help="norm of the random RED's biases",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--no-resume", action="store_true", help="recompute even if results exist")
 
 
@@ -46,16 +75,25 @@ def number_probe_command(args: argparse.Namespace) -> None:
     from interp.analyses import number_probe, perturbation, projection
     from interp.figures.number import combined_figure
     from interp.interventions import load_edits
+    from interp.models import model_name
 
+    out = output_folder_for(args, "runs/number_probe")
     model = load_from_args(args)
-    out = Path(args.out)
+    if args.edit:  # checked against the model before the probe and the sweep run
+        edit_list, description = load_edits(args.edit, model), f"({args.edit})"
+    else:
+        edit_list = random_red_edits(model, args.red_bias_norm, seed=args.seed)
+        description = f"(random RED on every hook_mlp_out, bias norm {args.red_bias_norm})"
     resume = not args.no_resume
-    probe_config = number_probe.NumberProbeConfig(
-        n_problems=args.n_problems,
-        digits=args.probe_digits,
-        style=args.style,
-        seed=args.seed,
-        batch_size=args.batch_size,
+    probe_config = with_prompt_template(
+        number_probe.NumberProbeConfig(
+            n_problems=args.n_problems,
+            digits=args.probe_digits,
+            style=args.style,
+            seed=args.seed,
+            batch_size=args.batch_size,
+        ),
+        model.tokenizer,
     )
     probe = reuse_or_run(
         out / "probe",
@@ -63,6 +101,7 @@ def number_probe_command(args: argparse.Namespace) -> None:
         probe_config,
         lambda: number_probe.run(model, **probe_config.__dict__),
         resume,
+        model=model,
     )
     sweep_overrides = dict(
         digits=args.digits,
@@ -75,36 +114,44 @@ def number_probe_command(args: argparse.Namespace) -> None:
         sweep_overrides["layers"] = args.layers
     if args.strengths:
         sweep_overrides["strengths"] = args.strengths
-    sweep_config = perturbation.PerturbationConfig(**sweep_overrides)
+    sweep_config = with_prompt_template(
+        perturbation.PerturbationConfig(**sweep_overrides), model.tokenizer
+    )
     sweep = reuse_or_run(
         out / "sweep",
         perturbation.PerturbationResult,
         sweep_config,
         lambda: perturbation.run(model, probe, **sweep_overrides),
         resume,
+        model=model,
     )
-    if args.edit:
-        edit_list, description = load_edits(args.edit, model), f"({args.edit})"
-    else:
-        edit_list = random_red_edits(model, args.red_bias_norm, seed=args.seed)
-        description = f"(random RED on every hook_mlp_out, bias norm {args.red_bias_norm})"
     projection_overrides = dict(
         digits=args.digits, seed=args.seed + 2, edit_description=description
     )
-    projection_config = projection.ProjectionConfig(**projection_overrides)
+    projection_config = with_prompt_template(
+        projection.ProjectionConfig(**projection_overrides), model.tokenizer
+    )
     proj = reuse_or_run(
         out / "projection",
         projection.ProjectionResult,
         projection_config,
         lambda: projection.run(model, edit_list, probe, perturbation=sweep, **projection_overrides),
         resume,
+        model=model,
     )
     figure = combined_figure(sweep, proj, layer=sweep.layers[0])
     save_figure(figure, out / "number_direction.png")
     effect_path = out / "edit_effect.json"
-    if resume and effect_path.exists():
-        effect = json.loads(effect_path.read_text())
-    else:
+    settings = dict(
+        model=model_name(model),
+        edit=description,
+        digits=args.digits,
+        n_problems=args.sweep_problems,
+        seed=args.seed + 1,
+        style=args.style,
+    )
+    effect = json.loads(effect_path.read_text()) if resume and effect_path.exists() else None
+    if effect is None or effect.get("settings") != settings:
         effect = perturbation.edit_breaks(
             model,
             edit_list,
@@ -114,7 +161,7 @@ def number_probe_command(args: argparse.Namespace) -> None:
             style=args.style,
             batch_size=args.batch_size,
         )
-        effect["edit"] = description
+        effect.update(edit=description, settings=settings)
         write_json_atomic(effect_path, effect)
     _print_summary(probe, sweep, proj)
     print(

@@ -17,7 +17,20 @@ import json
 import random
 from pathlib import Path
 
-from interp.cli.common import add_model_arguments, command, floats, ints, load_from_args, strings
+from interp.cli.common import (
+    add_model_arguments,
+    command,
+    finite_float,
+    floats,
+    ints,
+    load_from_args,
+    non_negative_int,
+    output_folder,
+    output_folder_for,
+    positive_float,
+    positive_int,
+    strings,
+)
 from interp.figures.common import save_figure
 from interp.results import reuse_or_run, write_json_atomic
 from interp.text.thoughts import SEAL_KEYWORDS, Response, ThoughtKeywords
@@ -31,7 +44,12 @@ DATASETS = ("math500", "gsm8k")
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--out", default="runs/seal", help="output folder shared by the steps")
+    parser.add_argument(
+        "--out",
+        type=output_folder,
+        default=None,
+        help="output folder shared by the steps (default: runs/seal/MODEL)",
+    )
     parser.add_argument(
         "--span",
         default="auto",
@@ -41,19 +59,34 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--datasets", type=strings, default=DATASETS, help="math500,gsm8k")
     parser.add_argument(
-        "--n-extract", type=int, default=16, help="problems per data set in split A (vector)"
+        "--n-extract",
+        type=positive_int,
+        default=16,
+        help="problems per data set in split A (vector)",
     )
     parser.add_argument(
-        "--n-eval", type=int, default=12, help="problems per data set in split B (steering)"
+        "--n-eval",
+        type=positive_int,
+        default=12,
+        help="problems per data set in split B (steering)",
     )
     parser.add_argument("--seed", type=int, default=0, help="draws the splits")
-    parser.add_argument("--prompt-style", default="chat", help="chat (SEAL's prompt) | plain")
-    parser.add_argument("--max-new-tokens", type=int, default=512)
-    parser.add_argument("--batch-size", type=int, default=16, help="sequences per decoding batch")
+    parser.add_argument(
+        "--prompt-style",
+        default="chat",
+        choices=("chat", "plain"),
+        help="chat (SEAL's prompt) | plain",
+    )
+    parser.add_argument("--max-new-tokens", type=positive_int, default=512)
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=16, help="sequences per decoding batch"
+    )
     parser.add_argument(
         "--sample", action="store_true", help="sample (seeded) instead of greedy decoding"
     )
-    parser.add_argument("--temperature", type=float, default=1.0, help="with --sample")
+    parser.add_argument(
+        "--temperature", type=positive_float, default=1.0, help="with --sample (above 0)"
+    )
     kw = SEAL_KEYWORDS
     for name, default in (
         ("reflection-prefixes", kw.reflection_prefixes),
@@ -74,6 +107,22 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         "--normalization", default="none", choices=("none", "unit"), help="of the vector"
     )
     parser.add_argument("--no-resume", action="store_true", help="recompute even if results exist")
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Checks across flags, before the model loads; fills in the default `--out`."""
+    unknown = set(args.datasets) - set(DATASETS)
+    if unknown:
+        raise ValueError(f"unknown data sets {sorted(unknown)} in --datasets; use {DATASETS}")
+    variants = getattr(args, "variants", None)
+    if variants is not None:
+        from interp.interventions.steering_vector import VARIANTS
+
+        if set(variants) - set(VARIANTS):
+            raise ValueError(
+                f"unknown --variants {sorted(set(variants) - set(VARIANTS))}; use {sorted(VARIANTS)}"
+            )
+    args.out = output_folder_for(args, "runs/seal")
 
 
 def _keywords(args: argparse.Namespace) -> ThoughtKeywords:
@@ -159,6 +208,7 @@ def _thoughts_arguments(parser: argparse.ArgumentParser) -> None:
     _thoughts_arguments,
 )
 def thoughts_command(args: argparse.Namespace, model=None) -> None:
+    _check_arguments(args)
     model = model or load_from_args(args)
     _thoughts(args, model)
 
@@ -216,9 +266,13 @@ def _states_arguments(parser: argparse.ArgumentParser) -> None:
 def _states_only_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", type=ints, default=None, help="layers to read (default: all)")
     parser.add_argument("--tsne-layers", type=ints, default=None, help="default: 6 evenly spaced")
-    parser.add_argument("--max-points", type=int, default=2000, help="boundaries for t-SNE / CV")
-    parser.add_argument("--states-batch-size", type=int, default=4, help="traces per forward")
-    parser.add_argument("--chunk-size", type=int, default=64, help="traces per chunk file")
+    parser.add_argument(
+        "--max-points", type=positive_int, default=2000, help="boundaries for t-SNE / CV"
+    )
+    parser.add_argument(
+        "--states-batch-size", type=positive_int, default=4, help="traces per forward"
+    )
+    parser.add_argument("--chunk-size", type=positive_int, default=64, help="traces per chunk file")
 
 
 @command(
@@ -227,6 +281,7 @@ def _states_only_arguments(parser: argparse.ArgumentParser) -> None:
     _states_arguments,
 )
 def thought_states_command(args: argparse.Namespace, model=None) -> None:
+    _check_arguments(args)
     model = model or load_from_args(args)
     _thought_states(args, model)
 
@@ -234,7 +289,6 @@ def thought_states_command(args: argparse.Namespace, model=None) -> None:
 def _thought_states(args: argparse.Namespace, model):
     from interp.analyses import thought_states
     from interp.interventions.steering_vector import VARIANTS
-    from interp.models import model_name
 
     out = Path(args.out)
     span = _resolved_span(args, model)
@@ -257,7 +311,7 @@ def _thought_states(args: argparse.Namespace, model):
         config,
         lambda: thought_states.run(model, responses, **options),
         not args.no_resume,
-        model_name=model_name(model),
+        model=model,
     )
     save_figure(states.figure(), out / "thought_states.png")
     print(f"\nboundaries per class: {states.counts} (from {states.meta['n_responses']} responses)")
@@ -298,8 +352,10 @@ def _steering_only_arguments(parser: argparse.ArgumentParser) -> None:
         "--steer-layers", type=ints, default=None, help="ablation layers (default: 3 spread)"
     )
     parser.add_argument("--alphas", type=floats, default=(0.5, 1.0, 2.0), help="ablation alphas")
-    parser.add_argument("--main-layer", type=int, default=None, help="default: ~70%% depth")
-    parser.add_argument("--main-alpha", type=float, default=1.0)
+    parser.add_argument(
+        "--main-layer", type=non_negative_int, default=None, help="default: ~70%% depth"
+    )
+    parser.add_argument("--main-alpha", type=finite_float, default=1.0)
     parser.add_argument("--grid", default="cross", choices=("cross", "full"))
     parser.add_argument(
         "--variants",
@@ -308,7 +364,7 @@ def _steering_only_arguments(parser: argparse.ArgumentParser) -> None:
         help="pooled,reflection_only,transition_only (later ones at the main point only)",
     )
     parser.add_argument("--penalty-strings", type=strings, default=("Wait", "Alternatively"))
-    parser.add_argument("--penalty-value", type=float, default=-3.0)
+    parser.add_argument("--penalty-value", type=finite_float, default=-3.0)
 
 
 def default_steer_layers(n_layers: int) -> tuple[int, ...]:
@@ -322,6 +378,7 @@ def default_steer_layers(n_layers: int) -> tuple[int, ...]:
     _steering_arguments,
 )
 def steering_command(args: argparse.Namespace, model=None) -> None:
+    _check_arguments(args)
     model = model or load_from_args(args)
     _steering(args, model)
 
@@ -388,6 +445,7 @@ def _seal_arguments(parser: argparse.ArgumentParser) -> None:
     _seal_arguments,
 )
 def seal_command(args: argparse.Namespace) -> None:
+    _check_arguments(args)
     model = load_from_args(args)
     _thoughts(args, model)
     _thought_states(args, model)

@@ -5,19 +5,39 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from interp.cli.common import add_model_arguments, command, ints, load_from_args
+from interp.cli.common import (
+    add_model_arguments,
+    cache_folder,
+    check_input_file,
+    command,
+    device,
+    finite_float,
+    fraction,
+    input_folder,
+    ints,
+    load_from_args,
+    model_folder_name,
+    non_negative_float,
+    non_negative_int,
+    output_folder,
+    output_folder_for,
+    positive_float,
+    positive_int,
+    strings,
+)
 from interp.figures.common import save_figure
 
 EDIT_KINDS = ("red", "loreft", "direft", "lora")
 
 
-def _strings(text: str) -> tuple[str, ...]:
-    return tuple(x.strip() for x in text.split(",") if x.strip())
-
-
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--out", default="runs/train", help="checkpoint + history folder")
+    parser.add_argument(
+        "--out",
+        type=output_folder,
+        default=None,
+        help="checkpoint + history folder (default: runs/train/MODEL)",
+    )
     parser.add_argument("--edit", choices=EDIT_KINDS, default="red")
     parser.add_argument(
         "--hook",
@@ -26,40 +46,47 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         "hook_resid_post)",
     )
     parser.add_argument("--layers", type=ints, default=None, help="e.g. 0,4,8 (default: all)")
-    parser.add_argument("--rank", type=int, default=4, help="LoReFT/DiReFT/LoRA rank")
-    parser.add_argument("--lora-modules", type=_strings, default=("q_proj", "v_proj"))
+    parser.add_argument("--rank", type=positive_int, default=4, help="LoReFT/DiReFT/LoRA rank")
+    parser.add_argument("--lora-modules", type=strings, default=("q_proj", "v_proj"))
     parser.add_argument("--data", default="gsm8k", help="'gsm8k' (train split) or a JSONL path")
     parser.add_argument("--prompt-field", default="prompt", help="JSONL field of the prompt")
     parser.add_argument("--answer-field", default="answer", help="JSONL field of the answer")
-    parser.add_argument("--n-train", type=int, default=256, help="GSM8K examples (seeded draw)")
-    parser.add_argument("--max-answer-tokens", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--max-steps", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--grad-accum", type=int, default=1)
-    parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument(
+        "--n-train", type=positive_int, default=256, help="GSM8K examples (seeded draw)"
+    )
+    parser.add_argument("--max-answer-tokens", type=positive_int, default=None)
+    parser.add_argument("--lr", type=positive_float, default=1e-3)
+    parser.add_argument("--epochs", type=positive_int, default=1)
+    parser.add_argument("--max-steps", type=positive_int, default=None, help="at least 1")
+    parser.add_argument("--batch-size", type=positive_int, default=4)
+    parser.add_argument("--grad-accum", type=positive_int, default=1)
+    parser.add_argument("--warmup-ratio", type=fraction, default=0.1)
+    parser.add_argument("--weight-decay", type=non_negative_float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--prefix-tokens", type=int, default=None, help="loss on the first K answer tokens only"
+        "--prefix-tokens",
+        type=positive_int,
+        default=None,
+        help="loss on the first K answer tokens only",
     )
-    parser.add_argument("--full-share", type=float, default=0.0, help="full answers kept")
+    parser.add_argument("--full-share", type=fraction, default=0.0, help="full answers kept")
     parser.add_argument(
         "--train-prefix",
-        type=int,
+        type=non_negative_int,
         default=None,
         help="edit only the prompt + first k answer tokens in training (default: all tokens)",
     )
     parser.add_argument(
         "--bias-control", choices=("none", "loss_scale", "penalty", "lr"), default="none"
     )
-    parser.add_argument("--bias-target", type=float, default=0.54)
-    parser.add_argument("--pid", type=float, nargs=3, default=(0.1, 1e-4, 0.01), metavar="K")
-    parser.add_argument("--pid-smoothing", type=float, default=5.0)
-    parser.add_argument("--pid-interval", type=int, default=4)
-    parser.add_argument("--pid-bounds", type=float, nargs=2, default=None, metavar="W")
-    parser.add_argument("--save-every", type=int, default=8, help="steps between resume states")
+    parser.add_argument("--bias-target", type=positive_float, default=0.54)
+    parser.add_argument("--pid", type=finite_float, nargs=3, default=(0.1, 1e-4, 0.01), metavar="K")
+    parser.add_argument("--pid-smoothing", type=non_negative_float, default=5.0)
+    parser.add_argument("--pid-interval", type=positive_int, default=4)
+    parser.add_argument("--pid-bounds", type=non_negative_float, nargs=2, default=None, metavar="W")
+    parser.add_argument(
+        "--save-every", type=positive_int, default=8, help="steps between resume states"
+    )
 
 
 @command(
@@ -74,8 +101,12 @@ def train_command(args: argparse.Namespace) -> None:
     from interp.training.pid import BiasControl
     from interp.training.trainer import TrainConfig, train
 
+    if args.data != "gsm8k":
+        check_input_file(args.data)
+    if args.pid_bounds and args.pid_bounds[0] > args.pid_bounds[1]:
+        raise ValueError(f"--pid-bounds MIN MAX: MIN is above MAX ({args.pid_bounds})")
+    out = output_folder_for(args, "runs/train")
     model = load_from_args(args)
-    out = Path(args.out)
     if args.data == "gsm8k":
         pairs = gsm8k_pairs(model.tokenizer, n=args.n_train, seed=args.seed)
     else:
@@ -112,6 +143,10 @@ def train_command(args: argparse.Namespace) -> None:
     )
     n_layers = int(model.cfg.n_layers)
     layers = list(args.layers) if args.layers else list(range(n_layers))
+    if max(layers) >= n_layers:
+        raise ValueError(
+            f"--layers {max(layers)} is out of range: this model has layers 0..{n_layers - 1}"
+        )
     rule = (
         AllPositions() if args.train_prefix is None else PromptAndFirstGenerated(args.train_prefix)
     )
@@ -146,42 +181,47 @@ def _reft_compare_arguments(parser: argparse.ArgumentParser) -> None:
 
     defaults = ReftCompareConfig()
     add_model_arguments(parser)
-    parser.add_argument("--out", default="runs/reft_compare")
-    parser.add_argument("--n-train", type=int, default=defaults.n_train)
-    parser.add_argument("--max-answer-tokens", type=int, default=defaults.max_answer_tokens)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--grad-accum", type=int, default=defaults.grad_accum)
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument(
+        "--out", type=output_folder, default=None, help="default: runs/reft_compare/MODEL"
+    )
+    parser.add_argument("--n-train", type=positive_int, default=defaults.n_train)
+    parser.add_argument(
+        "--max-answer-tokens", type=positive_int, default=defaults.max_answer_tokens
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    parser.add_argument("--grad-accum", type=positive_int, default=defaults.grad_accum)
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs)
     parser.add_argument("--red-hook", default=defaults.red_hook)
-    parser.add_argument("--red-lr", type=float, default=defaults.red_lr)
-    parser.add_argument("--prefix-tokens", type=int, default=defaults.prefix_tokens)
-    parser.add_argument("--full-share", type=float, default=defaults.full_share)
-    parser.add_argument("--decode-prefix", type=int, default=defaults.decode_prefix)
-    parser.add_argument("--bias-target", type=float, default=defaults.bias_target)
-    parser.add_argument("--kl-budget", type=float, default=defaults.kl_budget)
-    parser.add_argument("--lora-rank", type=int, default=defaults.lora_rank)
-    parser.add_argument("--lora-lr", type=float, default=defaults.lora_lr)
-    parser.add_argument("--loreft-rank", type=int, default=defaults.loreft_rank)
-    parser.add_argument("--loreft-lr", type=float, default=defaults.loreft_lr)
-    parser.add_argument("--n-eval", type=int, default=defaults.n_eval)
+    parser.add_argument("--red-lr", type=positive_float, default=defaults.red_lr)
+    parser.add_argument("--prefix-tokens", type=positive_int, default=defaults.prefix_tokens)
+    parser.add_argument("--full-share", type=fraction, default=defaults.full_share)
+    parser.add_argument("--decode-prefix", type=non_negative_int, default=defaults.decode_prefix)
+    parser.add_argument("--bias-target", type=positive_float, default=defaults.bias_target)
+    parser.add_argument("--kl-budget", type=non_negative_float, default=defaults.kl_budget)
+    parser.add_argument("--lora-rank", type=positive_int, default=defaults.lora_rank)
+    parser.add_argument("--lora-lr", type=positive_float, default=defaults.lora_lr)
+    parser.add_argument("--loreft-rank", type=positive_int, default=defaults.loreft_rank)
+    parser.add_argument("--loreft-lr", type=positive_float, default=defaults.loreft_lr)
+    parser.add_argument("--n-eval", type=positive_int, default=defaults.n_eval)
     parser.add_argument("--eval-seed", type=int, default=defaults.eval_seed)
     parser.add_argument("--train-seed", type=int, default=defaults.train_seed)
-    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
-    parser.add_argument("--eval-batch-size", type=int, default=defaults.eval_batch_size)
+    parser.add_argument("--max-new-tokens", type=positive_int, default=defaults.max_new_tokens)
+    parser.add_argument("--eval-batch-size", type=positive_int, default=defaults.eval_batch_size)
     parser.add_argument(
         "--arms",
-        type=_strings,
+        type=strings,
         default=defaults.eval_arms,
         help=f"arms to decode, comma separated (default: {','.join(EVAL_ARMS)})",
     )
     parser.add_argument(
         "--trained-arms",
-        type=_strings,
+        type=strings,
         default=defaults.trained_arms,
         help=f"arms to train even if not decoded (default: {','.join(TRAINED_ARMS)})",
     )
     parser.add_argument(
         "--probe-dir",
+        type=input_folder,
         default=None,
         help="number-probe output of this model (probe/, sweep/): project each trained RED",
     )
@@ -194,13 +234,21 @@ def _reft_compare_arguments(parser: argparse.ArgumentParser) -> None:
 )
 def reft_compare_command(args: argparse.Namespace) -> None:
     from interp.analyses import reft_compare
+    from interp.analyses.reft_compare import EVAL_ARMS, TRAINED_ARMS
     from interp.figures.training import bias_trajectories_figure
     from interp.storage import is_saved
 
+    unknown = (set(args.arms) - set(EVAL_ARMS) - set(TRAINED_ARMS)) | (
+        set(args.trained_arms) - set(TRAINED_ARMS)
+    )
+    if unknown:
+        raise ValueError(f"unknown arms {sorted(unknown)}; known: {EVAL_ARMS + TRAINED_ARMS}")
+    out = output_folder_for(args, "runs/reft_compare")
     model = load_from_args(args)
     probe_dir = args.probe_dir
-    if probe_dir is None and is_saved(Path("runs/number_probe") / "sweep"):
-        probe_dir = "runs/number_probe"
+    default_probe_dir = Path("runs/number_probe") / model_folder_name(args.model)
+    if probe_dir is None and is_saved(default_probe_dir / "sweep"):
+        probe_dir = default_probe_dir
     if probe_dir is not None:
         from interp.analyses.number_probe import NumberProbeResult
         from interp.models import model_name
@@ -211,7 +259,7 @@ def reft_compare_command(args: argparse.Namespace) -> None:
             probe_dir = None
     result = reft_compare.run(
         model,
-        out=args.out,
+        out=out,
         probe_dir=probe_dir,
         n_train=args.n_train,
         train_seed=args.train_seed,
@@ -239,25 +287,31 @@ def reft_compare_command(args: argparse.Namespace) -> None:
     )
     print(result.markdown())
     try:
-        figure = bias_trajectories_figure(args.out)
+        figure = bias_trajectories_figure(out)
     except FileNotFoundError:
         return
-    save_figure(figure, Path(args.out) / "bias_control.png")
+    save_figure(figure, out / "bias_control.png")
 
 
 def _pid_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="adder4", help="adder4 (toy task) or a chat model")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--out", default="runs/pid_compare")
-    parser.add_argument("--forms", type=_strings, default=("none", "loss_scale", "penalty", "lr"))
-    parser.add_argument("--target", type=float, default=None, help="default: 0.5 adder, 0.54 else")
+    parser.add_argument("--device", type=device, default="cpu")
+    parser.add_argument("--cache-dir", type=cache_folder, default=None)
+    parser.add_argument(
+        "--out", type=output_folder, default=None, help="default: runs/pid_compare/MODEL"
+    )
+    parser.add_argument("--forms", type=strings, default=("none", "loss_scale", "penalty", "lr"))
+    parser.add_argument(
+        "--target", type=positive_float, default=None, help="default: 0.5 adder, 0.54 else"
+    )
     parser.add_argument("--hook", default="hook_mlp_out")
-    parser.add_argument("--n-train", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=None, help="default: 2e-2 adder, 2e-3 else")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--prefix-tokens", type=int, default=None)
+    parser.add_argument("--n-train", type=positive_int, default=64)
+    parser.add_argument(
+        "--lr", type=positive_float, default=None, help="default: 2e-2 adder, 2e-3 else"
+    )
+    parser.add_argument("--epochs", type=positive_int, default=12)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--prefix-tokens", type=positive_int, default=None)
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -271,6 +325,10 @@ def pid_compare_command(args: argparse.Namespace) -> None:
     from interp.training.data import gsm8k_pairs
     from interp.training.pid_comparison import adder_suffix_pairs, compare_forms, summary_rows
 
+    unknown = set(args.forms) - {"none", "loss_scale", "penalty", "lr"}
+    if unknown:
+        raise ValueError(f"unknown --forms {sorted(unknown)}; use none, loss_scale, penalty, lr")
+    out = output_folder_for(args, "runs/pid_compare")
     model = load_from_args(args)
     toy = args.model == "adder4"
     target = args.target if args.target is not None else (0.5 if toy else 0.54)
@@ -286,7 +344,7 @@ def pid_compare_command(args: argparse.Namespace) -> None:
         forms=args.forms,
         target=target,
         hook=args.hook,
-        out=args.out,
+        out=out,
         progress=True,
         learning_rate=args.lr if args.lr is not None else (2e-2 if toy else 2e-3),
         epochs=args.epochs,
@@ -308,4 +366,4 @@ def pid_compare_command(args: argparse.Namespace) -> None:
         "lr": "PID, learning-rate form",
     }
     figure = bias_control_figure({labels[k]: v for k, v in runs.items()}, target=target)
-    save_figure(figure, Path(args.out) / "bias_control.png")
+    save_figure(figure, out / "bias_control.png")

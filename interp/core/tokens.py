@@ -8,6 +8,7 @@ decoding, `left_pad`), always with an attention mask; positions are counted from
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -23,11 +24,32 @@ class GenerationError(ValueError):
 
 
 def encode_prompts(model, prompts: Sequence[str] | Sequence[Sequence[int]]) -> list[list[int]]:
-    """Token ids for each prompt; strings are tokenized without added special tokens."""
+    """Token ids for each prompt; strings are tokenized without added special tokens.
+
+    `prompts` is a list: of strings, or of token-id lists (one list per prompt). A bare string or
+    a flat list of ids is refused rather than guessed at (a string would be one prompt per
+    character). Every id must be an int in 0..vocabulary size - 1.
+    """
+    if isinstance(prompts, str):
+        raise GenerationError(
+            "prompts must be a list of prompts, got a single string: pass [text] for one prompt"
+        )
+    if isinstance(prompts, Tensor):
+        if prompts.ndim != 2:
+            raise GenerationError(
+                f"a tensor of prompts must be [batch, tokens], got shape {tuple(prompts.shape)}: "
+                f"pass tokens[None] for one prompt"
+            )
+        prompts = prompts.tolist()
+    if not isinstance(prompts, Sequence) or isinstance(prompts, bytes):
+        raise GenerationError(
+            f"prompts must be a list of strings or of token-id lists, got {type(prompts).__name__}"
+        )
     if len(prompts) == 0:
         raise GenerationError("no prompts given")
+    vocabulary = int(model.cfg.d_vocab)
     encoded = []
-    for prompt in prompts:
+    for index, prompt in enumerate(prompts):
         if isinstance(prompt, str):
             if model.tokenizer is None:
                 raise GenerationError(
@@ -35,11 +57,44 @@ def encode_prompts(model, prompts: Sequence[str] | Sequence[Sequence[int]]) -> l
                 )
             ids = model.tokenizer.encode(prompt, add_special_tokens=False)
         else:
-            ids = [int(t) for t in prompt]
+            ids = _token_ids(prompt, index)
         if not ids:
-            raise GenerationError("an empty prompt cannot be decoded from; give at least one token")
+            raise GenerationError(
+                f"prompt {index} is empty: an empty prompt cannot be decoded from; give at least "
+                f"one token"
+            )
+        check_token_ids(ids, vocabulary, f"prompt {index}")
         encoded.append(ids)
     return encoded
+
+
+def _token_ids(prompt: object, index: int) -> list[int]:
+    """One prompt given as token ids, as a list of ints (a flat list of prompts is refused)."""
+    if isinstance(prompt, Tensor):
+        prompt = prompt.tolist()
+    if isinstance(prompt, Integral) or not isinstance(prompt, Sequence):
+        raise GenerationError(
+            f"prompt {index} is {prompt!r}, not a string or a list of token ids: pass a list of "
+            f"prompts, e.g. [[1, 2, 3]] for one prompt of token ids"
+        )
+    ids = []
+    for token in prompt:
+        if isinstance(token, bool) or not isinstance(token, Integral):
+            raise GenerationError(
+                f"prompt {index} holds {token!r}; token ids must be ints (use ids.long() or int())"
+            )
+        ids.append(int(token))
+    return ids
+
+
+def check_token_ids(ids: Sequence[int], vocabulary: int, where: str) -> None:
+    """Raise if an id is outside 0..vocabulary - 1 (it would index past the embedding)."""
+    bad = [t for t in ids if not 0 <= t < vocabulary]
+    if bad:
+        raise GenerationError(
+            f"{where} holds token id {bad[0]}, outside this model's vocabulary of {vocabulary} ids "
+            f"(0..{vocabulary - 1}): encode the text with this model's tokenizer"
+        )
 
 
 def pad_batch(

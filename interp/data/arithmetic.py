@@ -14,8 +14,10 @@ forcing would feed the model a split it never produces).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
+from typing import Any
 
 CHAT_INSTRUCTION = "Reply with the number only. What is the sum of {a} and {b}?"
 NUMPROBE_PROMPT = "Question: What is the sum of {a} and {b}?\nAnswer: "
@@ -112,6 +114,22 @@ def prompt_text(problem: AdditionProblem, prompt_style: str, tokenizer=None) -> 
     raise ArithmeticDataError(
         f"unknown prompt style {prompt_style!r}; use one of {ARITHMETIC_PROMPT_STYLES}"
     )
+
+
+def prompt_template(prompt_style: str, tokenizer=None) -> str:
+    """The whole prompt of `prompt_style` with `{a}` and `{b}` slots (chat: the rendered template),
+    recorded in configs so that a result made with another template is never reused."""
+    return prompt_text(AdditionProblem("{a}", "{b}"), prompt_style, tokenizer)  # type: ignore[arg-type]
+
+
+def with_prompt_template(config: Any, tokenizer) -> Any:
+    """`config` with its prompt style resolved for `tokenizer` (when it has a `style` field) and
+    the `prompt_template` that style gives; computing it again gives the same config."""
+    style = getattr(config, "style", None) or default_style(tokenizer)
+    changes: dict[str, Any] = {"prompt_template": prompt_template(style, tokenizer)}
+    if hasattr(config, "style"):
+        changes["style"] = style
+    return dataclasses.replace(config, **changes)
 
 
 def default_style(tokenizer) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import os
 import random
 import re
@@ -386,5 +387,11 @@ def load_problems(
 
 
 def problem_ids_sha(problems: Sequence[MathProblem]) -> str:
-    """A short fingerprint of the problem ids in order, saved in configs that evaluate a problem list."""
-    return hashlib.sha256("\n".join(p.id for p in problems).encode()).hexdigest()[:16]
+    """A short fingerprint of the problems in order (id, question and gold answer of each), saved
+    in configs that evaluate a problem list: editing a data file changes it even when the ids
+    (line numbers) stay the same, so an old result is never taken for the edited set's."""
+    digest = hashlib.sha256()
+    for p in problems:
+        digest.update(json.dumps([p.id, p.question, p.answer], ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]

@@ -9,8 +9,11 @@ Hugging Face `generate` token for token.
 
 from __future__ import annotations
 
+import difflib
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from numbers import Integral, Real
 from typing import Any
 
 import torch
@@ -49,6 +52,90 @@ class GenerationConfig:
     batch_size: int = 8
     kl_budget: float | None = None  # stop editing a sequence once its summed KL passes this
 
+    def __post_init__(self) -> None:
+        """Refuse values that would fail mid-decoding or decode something other than asked.
+
+        `temperature` only matters with `do_sample=True`, where it must be > 0 (for greedy
+        decoding pass do_sample=False); it is never negative or NaN. `top_k` above the vocabulary
+        keeps every token. A single stop string is taken as one stop string, not its characters.
+        """
+        for name in ("max_new_tokens", "batch_size"):
+            _check_int(name, getattr(self, name), minimum=1)
+        _check_int("seed", self.seed, minimum=None)
+        for name in ("do_sample", "stop_at_eos", "use_cache"):
+            if not isinstance(getattr(self, name), bool):
+                raise GenerationError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.top_k is not None:
+            _check_int("top_k", self.top_k, minimum=1, hint=", or None to keep every token")
+        if self.top_p is not None and not (_is_number(self.top_p) and 0 < self.top_p <= 1):
+            raise GenerationError(
+                f"top_p must be in (0, 1], got {self.top_p!r}: pass e.g. 0.9, or None to keep "
+                f"every token"
+            )
+        if not (_is_number(self.temperature) and self.temperature >= 0):
+            raise GenerationError(
+                f"temperature must be a number >= 0, got {self.temperature!r}: pass e.g. 0.7"
+            )
+        if self.do_sample and self.temperature == 0:
+            raise GenerationError(
+                "temperature 0 with do_sample=True leaves nothing to sample: for greedy decoding "
+                "pass do_sample=False, otherwise a temperature > 0"
+            )
+        stop = self.stop_strings
+        if isinstance(stop, str):
+            stop = (stop,)
+        elif not isinstance(stop, (list, tuple)):
+            raise GenerationError(
+                f"stop_strings must be a list of strings, got {stop!r}: pass e.g. ['\\n\\n']"
+            )
+        stop = tuple(stop)
+        for text in stop:
+            if not isinstance(text, str) or not text:
+                raise GenerationError(
+                    f"stop strings must be non-empty strings, got {text!r} (an empty one would "
+                    f"stop after the first token): leave it out"
+                )
+        object.__setattr__(self, "stop_strings", stop)
+        budget = self.kl_budget
+        if budget is not None and not (
+            isinstance(budget, Real) and not isinstance(budget, bool) and budget >= 0
+        ):  # inf is an unbounded budget; NaN fails `>= 0`
+            raise GenerationError(
+                f"kl_budget must be a non-negative number, got {self.kl_budget!r}: pass e.g. 0.5, "
+                f"or None to edit every step"
+            )
+
+
+def _is_number(value: object) -> bool:
+    """A real, finite number (not a bool)."""
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_int(name: str, value: object, minimum: int | None, hint: str = "") -> None:
+    """Raise unless `value` is an int (not a bool, not a float) of at least `minimum`."""
+    lowest = 0 if minimum is None else minimum
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        whole = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+        example = max(lowest, int(value)) if whole else lowest
+        raise GenerationError(
+            f"{name} must be an int, got {value!r}: pass e.g. {name}={example}{hint}"
+        )
+    if minimum is not None and value < minimum:
+        raise GenerationError(
+            f"{name} must be at least {minimum}, got {value}: pass {name}={minimum} or more{hint}"
+        )
+
+
+def make_config(config: GenerationConfig | None, overrides: dict[str, Any]) -> GenerationConfig:
+    """`config` (default: the defaults) with keyword overrides; an unknown name is a clear error."""
+    names = [f.name for f in fields(GenerationConfig)]
+    for name in overrides:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" Did you mean {close[0]}?" if close else f" Known: {', '.join(names)}."
+            raise GenerationError(f"generate() got an unknown setting {name!r}.{hint}")
+    return GenerationConfig(**{**(config.__dict__ if config else {}), **overrides})
+
 
 @dataclass
 class Generation:
@@ -85,6 +172,11 @@ def generate(
 ) -> Generation:
     """Decode from every prompt; keyword overrides set `GenerationConfig` fields.
 
+    `prompts` is a list, one entry per prompt: strings, or lists of token ids. A single string is
+    refused (pass `[text]`), as are token ids outside the vocabulary. Every setting, prompt and
+    edit is checked before any forward runs; a bad one raises `GenerationError` (a ValueError)
+    or `EditError` saying what to pass instead.
+
     Sampling draws from one generator per prompt, seeded with `seed + index`, so a batch gives the
     same samples as decoding the prompts one by one with those seeds.
 
@@ -93,9 +185,9 @@ def generate(
     `prefill_caches`) holds keys/values for all but the last token of prompt i, computed by any
     model/edits: the loop then feeds only that last token first (the prefix swap's donor cache).
     """
-    config = GenerationConfig(**{**(config.__dict__ if config else {}), **overrides})
-    if config.max_new_tokens < 1:
-        raise GenerationError("max_new_tokens must be at least 1")
+    config = make_config(config, overrides)
+    if isinstance(edit_list, Edit):
+        raise GenerationError("edit_list must be a list of edits: pass [edit] for one edit")
     encoded = encode_prompts(model, prompts)
     lengths = check_continuation(encoded, prompt_lengths, caches, config.use_cache)
     if config.kl_budget is not None and caches is not None:
@@ -235,8 +327,8 @@ def _choose(
     """Greedy argmax, or a sample per sequence from its own generator (top-k / top-p / temperature)."""
     if not config.do_sample:
         return logits.argmax(-1)
-    scaled = logits / max(config.temperature, 1e-6)
-    if config.top_k is not None:
+    scaled = logits / config.temperature
+    if config.top_k is not None and config.top_k < scaled.shape[-1]:
         kth = scaled.topk(config.top_k, dim=-1).values[:, -1:]
         scaled = scaled.masked_fill(scaled < kth, float("-inf"))
     if config.top_p is not None:

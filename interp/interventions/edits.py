@@ -22,11 +22,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp.core.positions import AllPositions, PositionRule, current_state
-from interp.interventions.functions import EditFunction
-
-
-class EditError(ValueError):
-    """An edit that cannot be applied to this model; the message says what to change."""
+from interp.interventions.functions import EditError, EditFunction
 
 
 @dataclass
@@ -107,10 +103,27 @@ def check_edit(model, edit: Edit) -> None:
         )
 
 
+def check_activation_width(edit: Edit, activation: Tensor) -> None:
+    """Raise if the activation's last axis is not the function's width.
+
+    Catches hooks whose width the name does not tell (`expected_width` is None) at the first
+    forward, before the function's arithmetic fails or broadcasts into something else.
+    """
+    found = activation.shape[-1] if activation.ndim else None
+    if found != edit.function.width:
+        raise EditError(
+            f"{type(edit.function).__name__} at {edit.hook} has width {edit.function.width}, but "
+            f"the activation there has shape {tuple(activation.shape)} (width {found}): build the "
+            f"function with width {found}, or edit a hook of width {edit.function.width} such as "
+            f"a blocks.L.hook_resid_pre"
+        )
+
+
 def _make_hook(edit: Edit):
     """The TransformerLens hook function that applies `edit` on its positions."""
 
     def hook_fn(activation: Float[Tensor, "batch pos ..."], hook) -> Tensor:
+        check_activation_width(edit, activation)
         state = current_state()
         if state is None:
             if not isinstance(edit.positions, AllPositions):
@@ -145,10 +158,15 @@ def _make_hook(edit: Edit):
 @contextlib.contextmanager
 def edits(model, edit_list: Sequence[Edit]) -> Iterator[list[Edit]]:
     """Attach `edit_list` to `model` for the duration of the block; always detach them."""
+    if isinstance(edit_list, Edit):
+        raise EditError("edits() takes a list of edits: pass [edit] for one edit")
     edit_list = list(edit_list)
     for edit in edit_list:
         if not isinstance(edit, Edit):
-            raise EditError(f"expected Edit objects, got {type(edit).__name__}")
+            raise EditError(
+                f"expected Edit objects, got {type(edit).__name__}: wrap a function as "
+                f"Edit(hook, function), e.g. Edit('blocks.0.hook_resid_pre', function)"
+            )
         check_edit(model, edit)
     device = next(model.parameters()).device
     for edit in edit_list:

@@ -7,11 +7,62 @@ JSON config so a checkpoint can rebuild them (see `interp.interventions.serializ
 
 from __future__ import annotations
 
+import math
+from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
+
+
+class EditError(ValueError):
+    """An edit that cannot be built or applied to this model; the message says what to change."""
+
+
+def check_width(width: object, what: str) -> int:
+    """A positive int width, or a clear error."""
+    if isinstance(width, bool) or not isinstance(width, Integral) or width < 1:
+        raise EditError(
+            f"{what} needs a width that is a positive int (the activation's last axis, e.g. "
+            f"model.cfg.d_model), got {width!r}"
+        )
+    return int(width)
+
+
+def check_number(value: object, what: str, example: str) -> float:
+    """A finite real number (not a bool), or a clear error."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise EditError(f"{what} must be a finite number, got {value!r}: pass e.g. {example}")
+    return float(value)
+
+
+def check_vector(value: object, what: str) -> Float[Tensor, " width"]:
+    """A 1-D, non-empty, finite float tensor (lists and arrays are converted), or a clear error."""
+    try:
+        vector = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise EditError(
+            f"{what} must be a 1-D tensor of numbers, got {type(value).__name__}"
+        ) from error
+    if vector.ndim != 1 or vector.numel() == 0:
+        hint = (
+            " (take one row: vector[i], or vector.squeeze(0) for shape (1, d))"
+            if vector.ndim > 1
+            else ""
+        )
+        raise EditError(
+            f"{what} must be a 1-D tensor of shape (width,), got shape {tuple(vector.shape)}{hint}"
+        )
+    if vector.is_complex():
+        raise EditError(f"{what} must hold real numbers, got dtype {vector.dtype}")
+    vector = vector.detach().float()
+    if not bool(torch.isfinite(vector).all()):
+        raise EditError(
+            f"{what} holds NaN or inf values: recompute it (a mean over no samples, or a division "
+            f"by a zero norm, gives NaN)"
+        )
+    return vector
 
 
 class EditFunction(nn.Module):
@@ -40,10 +91,10 @@ class AddVector(EditFunction):
 
     def __init__(self, vector: Float[Tensor, " width"] | int, alpha: float = 1.0):
         super().__init__()
-        if isinstance(vector, int):
-            vector = torch.zeros(vector)
-        self.register_buffer("vector", vector.detach().clone().float())
-        self.alpha = float(alpha)
+        if isinstance(vector, Integral) and not isinstance(vector, bool):
+            vector = torch.zeros(check_width(vector, "AddVector"))
+        self.register_buffer("vector", check_vector(vector, "AddVector's vector").clone())
+        self.alpha = check_number(alpha, "AddVector's alpha", "alpha=1.0")
 
     @property
     def width(self) -> int:
@@ -77,14 +128,18 @@ class PushAlong(EditFunction):
         unit: float = 1.0,
     ):
         super().__init__()
-        if isinstance(direction, int):
-            direction = torch.ones(direction)
-        norm = direction.float().norm()
-        if norm == 0:
-            raise ValueError("PushAlong needs a non-zero direction")
-        self.register_buffer("direction", (direction.float() / norm).detach().clone())
-        self.amount = amount
-        self.unit = float(unit)
+        if isinstance(direction, Integral) and not isinstance(direction, bool):
+            direction = torch.ones(check_width(direction, "PushAlong"))
+        direction = check_vector(direction, "PushAlong's direction")
+        norm = direction.norm()
+        if not bool(torch.isfinite(norm)) or norm == 0:
+            raise EditError(
+                f"PushAlong needs a direction of non-zero, finite length, got length {float(norm)}: "
+                f"pass the probe's weight vector (or any non-zero vector; it is normalised here)"
+            )
+        self.register_buffer("direction", (direction / norm).clone())
+        self.amount = _check_amount(amount)
+        self.unit = check_number(unit, "PushAlong's unit", "unit=1.0")
 
     @property
     def width(self) -> int:
@@ -94,8 +149,9 @@ class PushAlong(EditFunction):
         amount = torch.as_tensor(self.amount, dtype=h.dtype, device=h.device)
         if amount.ndim == 1:
             if amount.shape[0] != h.shape[0]:
-                raise ValueError(
-                    f"PushAlong has {amount.shape[0]} amounts for a batch of {h.shape[0]}"
+                raise EditError(
+                    f"PushAlong has {amount.shape[0]} amounts for a batch of {h.shape[0]} "
+                    f"sequences: give one amount per sequence, or a single number for all"
                 )
             amount = amount[:, None, None]
         return h + amount * self.unit * self.direction.to(h.dtype)
@@ -114,6 +170,21 @@ class PushAlong(EditFunction):
         return cls(config["width"], amount=amount, unit=config.get("unit", 1.0))
 
 
+def _check_amount(amount: object) -> float | Tensor:
+    """A finite scalar, or a finite 1-D tensor of one amount per sequence."""
+    if isinstance(amount, Tensor) and amount.ndim > 0:
+        if amount.ndim != 1 or not bool(torch.isfinite(amount.float()).all()):
+            raise EditError(
+                f"PushAlong's amount must be a number or a 1-D tensor of finite numbers (one per "
+                f"sequence of the batch), got shape {tuple(amount.shape)}"
+                + ("" if amount.ndim != 1 else " holding NaN or inf")
+            )
+        return amount
+    if isinstance(amount, Tensor):
+        amount = amount.item()
+    return check_number(amount, "PushAlong's amount", "amount=1.0, or a 1-D tensor per sequence")
+
+
 class RED(EditFunction):
     """Representation editing: h * scale + bias, elementwise (scale starts at 1, bias at 0)."""
 
@@ -121,6 +192,7 @@ class RED(EditFunction):
 
     def __init__(self, width: int):
         super().__init__()
+        width = check_width(width, "RED")
         self.scale = nn.Parameter(torch.ones(width))
         self.bias = nn.Parameter(torch.zeros(width))
 
@@ -134,7 +206,16 @@ class RED(EditFunction):
     @classmethod
     def random(cls, width: int, bias_norm: float, scale_std: float = 0.0, seed: int = 0) -> RED:
         """A RED with a random bias of L2 norm `bias_norm` (and scale 1 + noise): an untrained stand-in."""
-        generator = torch.Generator().manual_seed(seed)
+        bias_norm = check_number(bias_norm, "RED.random's bias_norm", "bias_norm=1.0")
+        scale_std = check_number(scale_std, "RED.random's scale_std", "scale_std=0.0")
+        if bias_norm < 0 or scale_std < 0:
+            raise EditError(
+                f"RED.random needs bias_norm >= 0 and scale_std >= 0 (they are a length and a "
+                f"spread), got bias_norm={bias_norm}, scale_std={scale_std}"
+            )
+        if isinstance(seed, bool) or not isinstance(seed, Integral):
+            raise EditError(f"RED.random's seed must be an int, got {seed!r}")
+        generator = torch.Generator().manual_seed(int(seed))
         edit = cls(width)
         with torch.no_grad():
             bias = torch.randn(width, generator=generator)
@@ -165,8 +246,9 @@ class _LowRankEdit(EditFunction):
 
 
 def _check_rank(width: int, rank: int) -> None:
-    if not 0 < rank <= width:
-        raise ValueError(f"rank must be in 1..{width}, got {rank}")
+    check_width(width, "a low-rank edit")
+    if isinstance(rank, bool) or not isinstance(rank, Integral) or not 0 < rank <= width:
+        raise EditError(f"rank must be an int in 1..{width} (the width), got {rank!r}")
 
 
 class LoReFT(_LowRankEdit):

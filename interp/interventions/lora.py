@@ -16,6 +16,7 @@ import math
 import os
 import re
 from collections.abc import Iterator, Sequence
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,10 @@ class LoRA(nn.Module):
         super().__init__()
         if not shapes:
             raise LoRAError("a LoRA needs at least one target layer")
+        if isinstance(rank, bool) or not isinstance(rank, Integral):
+            raise LoRAError(f"rank must be an int, got {rank!r}: pass e.g. rank=8")
+        if isinstance(alpha, bool) or not isinstance(alpha, Real) or not math.isfinite(alpha):
+            raise LoRAError(f"alpha must be a finite number, got {alpha!r}: pass e.g. alpha=16.0")
         self.rank = int(rank)
         self.alpha = float(alpha)
         self.shapes = {name: (int(i), int(o)) for name, (i, o) in shapes.items()}
@@ -97,6 +102,8 @@ class LoRA(nn.Module):
         seed: int = 0,
     ) -> LoRA:
         """Target the linear layers whose name ends in one of `modules` in the chosen layers."""
+        if isinstance(modules, str):
+            raise LoRAError(f"modules must be a list of names: pass [{modules!r}] for one")
         available = linear_modules(model)
         n_layers = int(model.cfg.n_layers)
         layers = list(range(n_layers)) if layers is None else list(layers)

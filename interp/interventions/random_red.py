@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from numbers import Real
+
 from interp.interventions.edits import Edit
-from interp.interventions.functions import RED
+from interp.interventions.functions import RED, EditError
 
 
 def random_red_edits(model, bias_norm: float, seed: int = 0) -> list[Edit]:
@@ -11,8 +14,11 @@ def random_red_edits(model, bias_norm: float, seed: int = 0) -> list[Edit]:
 
     Label its numbers as a stand-in wherever they appear: it is not trained on anything.
     """
-    if not bias_norm >= 0:
-        raise ValueError(f"the RED bias norm must be a number >= 0, got {bias_norm}")
+    if not (isinstance(bias_norm, Real) and math.isfinite(bias_norm) and bias_norm >= 0):
+        raise EditError(
+            f"the random RED's bias norm must be a finite number >= 0, got {bias_norm!r}: pass "
+            f"e.g. 0.5 (0 leaves the model unchanged)"
+        )
     return [
         Edit(
             f"blocks.{layer}.hook_mlp_out",

@@ -17,6 +17,7 @@ from typing import Any
 from interp.core.positions import PositionRule
 from interp.interventions.edits import Edit, EditError, check_edit
 from interp.interventions.functions import EDIT_FUNCTIONS
+from interp.models.fingerprint import trained_model_difference
 from interp.storage import StorageError, check_keys, load_folder, read_record, save_folder
 
 KIND = "edits"
@@ -49,8 +50,14 @@ def read_checkpoint_config(directory: str | os.PathLike) -> dict[str, Any]:
         raise EditError(str(error)) from error
 
 
-def load_edits(directory: str | os.PathLike, model=None) -> list[Edit]:
-    """Rebuild the edits of a checkpoint; with `model`, check that they fit it first."""
+def load_edits(
+    directory: str | os.PathLike, model=None, *, allow_other_model: bool = False
+) -> list[Edit]:
+    """Rebuild the edits of a checkpoint; with `model`, check that they fit it first.
+
+    A checkpoint that records another model (name, or weights at the same dtype) than `model` is
+    refused unless `allow_other_model` (hooks and widths are checked anyway).
+    """
     directory = Path(directory)
     try:
         stored = load_folder(directory, KIND)
@@ -59,6 +66,14 @@ def load_edits(directory: str | os.PathLike, model=None) -> list[Edit]:
             check_keys(entry, ENTRY_KEYS, f"edit {index} of {directory}")
     except StorageError as error:
         raise EditError(str(error)) from error
+    if model is not None and not allow_other_model:
+        difference = trained_model_difference(stored.meta, model)
+        if difference:
+            raise EditError(
+                f"{directory} does not belong to this model: {difference}; an edit learnt on one "
+                f"model means nothing on another (pass allow_other_model=True to load it anyway "
+                f"when the architectures match)"
+            )
     edit_list = []
     for index, entry in enumerate(stored.config["edits"]):
         kind = entry["function"]["kind"]

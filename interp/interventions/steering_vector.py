@@ -21,6 +21,7 @@ saved with every vector (`describe()`):
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,14 @@ class SteeringVector:
                 f"vectors must be [layer, d] with one row per layer {self.layers}, "
                 f"got shape {tuple(self.vectors.shape)}"
             )
+        if not bool(torch.isfinite(self.vectors).all()):
+            bad = [
+                layer for layer, v in zip(self.layers, self.vectors) if not torch.isfinite(v).all()
+            ]
+            raise ValueError(
+                f"the steering vectors of layers {bad} hold NaN or inf values: recompute them "
+                f"from class statistics with boundaries of every class"
+            )
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.normalization not in NORMALIZATIONS:
@@ -110,7 +119,18 @@ class SteeringVector:
         away_mean = _pooled_mean(sums, counts, away, classes, pooling)
         vectors = toward_mean - away_mean
         if normalization == "unit":
-            vectors = vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            norms = vectors.norm(dim=-1, keepdim=True)
+            zero = [layer for layer, n in zip(layers, norms[:, 0]) if n == 0]
+            if zero:
+                # Equal means (e.g. layer 0, where every boundary state is the same token's
+                # embedding) have no direction: the vector stays zero there, so steering is a no-op.
+                warnings.warn(
+                    f"the mean states of {toward} and {away} are equal at layers {zero}: the "
+                    f"difference has no direction, so the vector is zero there and steering at "
+                    f"those layers changes nothing",
+                    stacklevel=2,
+                )
+            vectors = vectors / norms.clamp(min=torch.finfo(norms.dtype).tiny)
         return cls(
             vectors=vectors.float(),
             layers=tuple(layers),

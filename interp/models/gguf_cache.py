@@ -6,7 +6,10 @@ dequantized to float32 with transformers and saved as a Hugging Face folder in t
 ``<cache_dir>/<preset>/`` (``$INTERP_CACHE`` or ``~/.cache/interp`` by default). A cache folder is
 built in a temporary folder, checked (its logits must equal the GGUF model's), given a manifest
 last, and renamed into place, so a folder without a valid manifest is never used: it is rebuilt.
-A file lock keeps two processes from building the same preset at once.
+The manifest records each file's size and SHA-256; before a folder is used, every file is hashed
+once per process (`interp.models.file_hashes`) and a changed file gets the folder rebuilt.
+A manifest written before hashes were recorded gets them on its first use. A file lock keeps
+two processes from building the same preset at once.
 
 The weight packages are never imported: their files are found through `importlib.metadata`.
 """
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from interp.models.errors import CacheRebuiltWarning, ModelLoadError
+from interp.models.file_hashes import file_sha256
 from interp.models.presets import Preset
 from interp.models.tokenizer_setup import prepare_tokenizer
 
@@ -47,6 +51,7 @@ __all__ = [
     "default_cache_dir",
     "locate_parts",
     "restore_chat_template",
+    "write_manifest",
 ]
 
 MANIFEST_NAME = "interp-manifest.json"
@@ -64,11 +69,27 @@ def default_cache_dir() -> Path:
 
 def cached_preset_folder(preset: Preset, cache_dir: Path) -> Path:
     """The preset's valid cache folder under `cache_dir`, built (or rebuilt) first when needed."""
+    _check_cache_dir(cache_dir)
     folder = cache_dir / preset.name
-    if cache_problem(folder, preset) is None:
+    problem = cache_problem(folder, preset)
+    if problem is None:
+        _record_missing_hashes(folder, cache_dir, preset.name)
         return folder
-    parts = locate_parts(preset)  # fail fast, before any lock or temporary folder
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        parts = locate_parts(preset)  # fail fast, before any lock or temporary folder
+    except ModelLoadError as error:
+        if not folder.exists():
+            raise
+        raise ModelLoadError(
+            f"The cached model {folder} cannot be used ({problem}) and must be rebuilt. {error}"
+        ) from error
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ModelLoadError(
+            f"Cannot create the model cache folder {cache_dir} ({error}). Pass a writable "
+            f"folder as cache_dir (--cache-dir), or set INTERP_CACHE to one."
+        ) from error
     with _build_lock(cache_dir / f".{preset.name}.lock"):
         problem = cache_problem(folder, preset)  # another process may have built it meanwhile
         if problem is None:
@@ -85,6 +106,45 @@ def cached_preset_folder(preset: Preset, cache_dir: Path) -> Path:
     return folder
 
 
+def _check_cache_dir(cache_dir: Path) -> None:
+    """Refuse a cache folder that is a file or lies under one, naming the file."""
+    for path in (cache_dir, *cache_dir.parents):
+        if path.exists() and not path.is_dir():
+            raise ModelLoadError(
+                f"The model cache folder {cache_dir} cannot be used: {path} is a file, not a "
+                f"folder. Pass a folder as cache_dir (--cache-dir), or set INTERP_CACHE to one."
+            )
+
+
+def _record_missing_hashes(folder: Path, cache_dir: Path, name: str) -> None:
+    """Add the files' SHA-256 to a valid manifest written before hashes were recorded.
+
+    Such a folder passed the build's logits check and its size check, so its current content
+    is trusted once and recorded; from then on any change gets it rebuilt. A read-only cache
+    stays as it is (checked by size only).
+    """
+    manifest = _read_manifest(folder)
+    if manifest is None or "sha256" in manifest:
+        return
+    with contextlib.suppress(OSError), _build_lock(cache_dir / f".{name}.lock"):
+        manifest = _read_manifest(folder)
+        if manifest is None or "sha256" in manifest:
+            return
+        manifest["sha256"] = {
+            relative: file_sha256(folder / relative) for relative in manifest["files"]
+        }
+        _write_json_atomically(folder / MANIFEST_NAME, manifest)
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    """The parsed manifest of `folder`, or None when it is missing or unreadable."""
+    try:
+        manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
 def _remove_leftovers(cache_dir: Path, name: str) -> None:
     """Delete temporary folders that a killed build of `name` left behind (call under the lock)."""
     for pattern in (f".{name}.building-*", f".{name}.stale-*"):
@@ -96,7 +156,8 @@ def cache_problem(folder: Path, preset: Preset) -> str | None:
     """Why `folder` is not a usable cache of `preset` (None when it is).
 
     A folder is usable only with a manifest (written last by a build) that matches the preset's
-    checksum and the cache format, and whose every listed file has the listed size.
+    checksum and the cache format, and whose every listed file has the listed size and, when
+    the manifest records it, the listed SHA-256 (hashed once per file per process).
     """
     if not folder.is_dir():
         return "not built"
@@ -106,7 +167,8 @@ def cache_problem(folder: Path, preset: Preset) -> str | None:
     try:
         manifest = json.loads(manifest_path.read_text())
         files = dict(manifest["files"])
-    except (OSError, ValueError, KeyError, TypeError):
+        hashes = dict(manifest.get("sha256", {}))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return "unreadable manifest"
     if manifest.get("format") != CACHE_FORMAT:
         return f"cache format {manifest.get('format')} is not the current {CACHE_FORMAT}"
@@ -120,6 +182,9 @@ def cache_problem(folder: Path, preset: Preset) -> str | None:
             return f"{relative} is missing"
         if path.stat().st_size != size:
             return f"{relative} has {path.stat().st_size} bytes, the manifest says {size}"
+    for relative, digest in hashes.items():
+        if relative not in files or file_sha256(folder / relative) != digest:
+            return f"{relative} does not have the SHA-256 recorded when it was built: it changed"
     return None
 
 
@@ -205,7 +270,7 @@ def _build_cache(preset: Preset, parts: list[Path], folder: Path) -> None:
         _join_parts(parts, gguf_path, preset)
         max_diff = _convert_gguf(gguf_path, building)
         shutil.rmtree(gguf_dir)  # the joined GGUF is only needed during the build
-        _write_manifest(building, preset, max_diff)
+        write_manifest(building, preset, max_diff)
         _move_into_place(building, folder)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
@@ -300,13 +365,13 @@ def restore_chat_template(tokenizer: PreTrainedTokenizerBase, gguf_path: Path) -
         tokenizer.chat_template = str(field.contents())
 
 
-def _write_manifest(folder: Path, preset: Preset, max_diff: float) -> None:
-    """Record every file's size, the source checksum and versions; written last by a build."""
-    files = {
-        str(path.relative_to(folder)): path.stat().st_size
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != MANIFEST_NAME
-    }
+def write_manifest(folder: Path, preset: Preset, max_diff: float) -> None:
+    """Record every file's size and SHA-256, the source checksum and versions; written last."""
+    paths = [
+        path for path in sorted(folder.rglob("*")) if path.is_file() and path.name != MANIFEST_NAME
+    ]
+    files = {str(path.relative_to(folder)): path.stat().st_size for path in paths}
+    hashes = {str(path.relative_to(folder)): file_sha256(path) for path in paths}
     manifest = {
         "format": CACHE_FORMAT,
         "preset": preset.name,
@@ -317,10 +382,16 @@ def _write_manifest(folder: Path, preset: Preset, max_diff: float) -> None:
         "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "check": {"text": CHECK_TEXT, "max_abs_logit_diff": max_diff},
         "files": files,
+        "sha256": hashes,
     }
-    temporary = folder / (MANIFEST_NAME + ".tmp")
-    temporary.write_text(json.dumps(manifest, indent=2) + "\n")
-    temporary.replace(folder / MANIFEST_NAME)
+    _write_json_atomically(folder / MANIFEST_NAME, manifest)
+
+
+def _write_json_atomically(path: Path, content: dict) -> None:
+    """Write `content` as JSON to `path` through a temporary file and a rename."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(content, indent=2) + "\n")
+    temporary.replace(path)
 
 
 def _move_into_place(building: Path, folder: Path) -> None:

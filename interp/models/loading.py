@@ -14,8 +14,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from interp.models.errors import ModelLoadError
+from interp.models.folder_checks import (
+    TOKENIZER_FILES,
+    check_config,
+    check_json_files,
+    check_weights,
+    has_tokenizer_files,
+)
 from interp.models.gguf_cache import cached_preset_folder, default_cache_dir
-from interp.models.presets import DEFAULT_MODEL, PRESETS, Preset, get_preset
+from interp.models.presets import DEFAULT_MODEL, PRESETS, Preset, close_presets, get_preset
 from interp.models.tokenizer_setup import prepare_tokenizer
 
 if TYPE_CHECKING:
@@ -24,20 +31,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MODEL",
+    "check_device",
     "load_model",
     "looks_like_path",
     "model_name",
     "preset_folder",
 ]
 
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "tokenizer.model",
-    "vocab.json",
-    "vocab.txt",
-    "spiece.model",
-)
+HUB_PROBE_TIMEOUT_S = 10.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -57,8 +58,11 @@ def load_model(
     The bridge is in eval mode, carries its tokenizer (pad token set, left padding), and records
     the name it was loaded by in ``bridge.interp_name`` (see `model_name`). A preset name wins
     over a folder of the same name. `tokenizer` overrides the tokenizer found with the weights.
+    A name that is no preset, no folder and no hub id (``owner/name``) fails at once, with the
+    closest presets; a hub id is looked up in the local Hugging Face cache, then on the hub.
     """
     name = str(name_or_path)
+    check_device(device)
     preset = get_preset(name)
     if preset is not None:
         folder = _preset_source_folder(preset, cache_dir)
@@ -76,6 +80,34 @@ def load_model(
         )
     hf_model, tok = _load_from_hub(name, dtype, tokenizer)
     return _boot(hf_model, tok, name, device, dtype)
+
+
+def check_device(device: str | torch.device) -> None:
+    """Require `device` to name a device this torch can use; say what to do otherwise."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ModelLoadError(
+            f"Unknown device {device!r} ({error}). Use cpu, cuda, cuda:N or mps."
+        ) from error
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError(
+                f"Device {device!r} needs CUDA, but this torch ({torch.__version__}) cannot use "
+                f"it (torch.cuda.is_available() is False: a CPU-only build, or no GPU or driver "
+                f"visible). Use device 'cpu', or install a CUDA build of torch on a machine "
+                f"with a GPU."
+            )
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise ModelLoadError(
+                f"Device {device!r} does not exist: this machine has {count} CUDA device(s), "
+                f"cuda:0 to cuda:{count - 1}."
+            )
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError(
+            f"Device {device!r} needs Apple's MPS, which this torch cannot use here. Use 'cpu'."
+        )
 
 
 def model_name(model: Any) -> str:
@@ -141,44 +173,120 @@ def _load_hf_folder(
     """Load the model and tokenizer of a local Hugging Face folder, with clear errors."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if not (folder / "config.json").is_file():
-        raise ModelLoadError(
-            f"{folder} is not a Hugging Face model folder: it has no config.json. Point to the "
-            f"folder that holds config.json, the weights and the tokenizer files."
-        )
+    check_config(folder)
+    check_weights(folder)
     if tokenizer is None:
-        if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        if not has_tokenizer_files(folder):
             raise ModelLoadError(
                 f"{folder} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}). Add the "
                 f"tokenizer files to the folder (tokenizer.save_pretrained(folder)), or pass "
                 f"tokenizer=... to load_model."
             )
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-    hf_model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=dtype, attn_implementation="eager"
-    )
+        check_json_files(folder)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        except Exception as error:  # tokenizers raises bare Exceptions for unreadable files
+            present = [name for name in TOKENIZER_FILES if (folder / name).is_file()]
+            raise ModelLoadError(
+                f"Cannot read the tokenizer of {folder} (files: {', '.join(present)}): {error}. "
+                f"Replace them with a working tokenizer (tokenizer.save_pretrained(folder)), or "
+                f"pass tokenizer=... to load_model."
+            ) from error
+    try:
+        hf_model = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=dtype, attn_implementation="eager"
+        )
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        raise ModelLoadError(
+            f"Cannot load the model in {folder} (config.json and the weight files): {error}. "
+            f"Save the model there again (model.save_pretrained(folder))."
+        ) from error
     return hf_model, prepare_tokenizer(tokenizer, str(folder))
 
 
 def _load_from_hub(
     name: str, dtype: torch.dtype, tokenizer: PreTrainedTokenizerBase | None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Hand a hub name to transformers; turn an offline failure into a clear error."""
+    """Load a hub id from the local Hugging Face cache, else from the hub; fail fast otherwise.
+
+    Names close to a preset, and names that are not ``owner/name``, never reach the network.
+    Before downloading, one quick request asks the hub whether the model exists, so a typo or an
+    unreachable hub is an error at once instead of a minute of retries.
+    """
+    if name.count("/") != 1:
+        from_cache = None if close_presets(name) else _from_local_hub_cache(name, dtype, tokenizer)
+        if from_cache is not None:
+            return from_cache
+        raise _unknown_name_error(
+            name,
+            reason="it is no hub id (hub ids have the form owner/name, e.g. "
+            f"{PRESETS[DEFAULT_MODEL].upstream})",
+        )
+    from_cache = _from_local_hub_cache(name, dtype, tokenizer)
+    if from_cache is not None:
+        return from_cache
+    if _hub_disabled():
+        raise _unknown_name_error(
+            name,
+            reason="it is not in the local Hugging Face cache, and HF_HUB_OFFLINE is set, "
+            "so no hub is tried",
+        )
+    _require_on_hub(name)
+    return _from_pretrained(name, dtype, tokenizer, local_files_only=False)
+
+
+def _from_pretrained(
+    name: str,
+    dtype: torch.dtype,
+    tokenizer: PreTrainedTokenizerBase | None,
+    local_files_only: bool,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a hub model and its tokenizer with transformers; errors become `ModelLoadError`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if _hub_disabled():
-        raise _unknown_name_error(name, reason="HF_HUB_OFFLINE is set, so no hub is tried")
     try:
         if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(name)
+            tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_files_only)
         hf_model = AutoModelForCausalLM.from_pretrained(
-            name, dtype=dtype, attn_implementation="eager"
+            name, dtype=dtype, attn_implementation="eager", local_files_only=local_files_only
         )
     except OSError as error:
         raise _unknown_name_error(
-            name, reason=f"no model hub is reachable or it has no such model ({error})"
+            name, reason=f"loading it from the hub failed ({error})"
         ) from error
     return hf_model, prepare_tokenizer(tokenizer, name)
+
+
+def _from_local_hub_cache(
+    name: str, dtype: torch.dtype, tokenizer: PreTrainedTokenizerBase | None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase] | None:
+    """The model from the local Hugging Face cache (no network), or None when it is not there."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached_config = try_to_load_from_cache(name, "config.json")
+    except ValueError:  # not a valid repository id
+        return None
+    if not isinstance(cached_config, str):
+        return None
+    return _from_pretrained(name, dtype, tokenizer, local_files_only=True)
+
+
+def _require_on_hub(name: str) -> None:
+    """Ask the hub once, with a short timeout, whether `name` exists; raise a clear error if not."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        HfApi().model_info(name, timeout=HUB_PROBE_TIMEOUT_S)
+    except HfHubHTTPError as error:
+        raise _unknown_name_error(
+            name, reason=f"the hub has no such model, or it is gated ({error})"
+        ) from error
+    except Exception as error:  # the HTTP client's own connection and timeout errors
+        raise _unknown_name_error(
+            name, reason=f"no model hub is reachable ({type(error).__name__}: {error})"
+        ) from error
 
 
 def _boot(
@@ -227,7 +335,10 @@ def _preset_list() -> str:
 
 def _unknown_name_error(name: str, reason: str) -> ModelLoadError:
     """The error for a name that is no preset and no folder and could not come from a hub."""
+    close = close_presets(name)
+    suggestion = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return ModelLoadError(
-        f"Cannot load {name!r}: it is not a preset, not a local folder, and {reason}. Pass a "
-        f"preset ({_preset_list()}) or the path of a local Hugging Face folder."
+        f"Cannot load {name!r}: it is not a preset, not a local folder, and {reason}.{suggestion} "
+        f"Pass a preset ({_preset_list()}), the path of a local Hugging Face folder, or a hub "
+        f"id (owner/name)."
     )

@@ -11,6 +11,7 @@ Two kinds of preset:
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -164,3 +165,13 @@ PRESETS: dict[str, Preset] = {
 def get_preset(name: str) -> Preset | None:
     """The preset called `name` (case-insensitive), or None when there is none."""
     return PRESETS.get(name) or PRESETS.get(name.lower())
+
+
+def close_presets(name: str, limit: int = 3) -> list[str]:
+    """Preset names close to `name` (a typo, or a part such as "qwen" or "smollm2"), best first."""
+    wanted = name.strip().lower()
+    if not wanted:
+        return []
+    parts = [p for p in PRESETS if len(wanted) >= 3 and (wanted in p or p in wanted)]
+    similar = difflib.get_close_matches(wanted, list(PRESETS), n=limit, cutoff=0.6)
+    return list(dict.fromkeys(parts + similar))[:limit]

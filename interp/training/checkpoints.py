@@ -7,8 +7,8 @@
 `interp.json` holds the edit kinds, hooks and shapes (or the LoRA's layers) under `config`, and
 the model's name, the training config and summary under `meta`. Loading checks everything against
 the model before returning: an unknown hook, another width, another edit kind than asked for, or a
-checkpoint made for another model is an `EditError` that says what differs; nothing is ever loaded
-half-way.
+checkpoint made for another model (its name, or its weights fingerprint at the same dtype) is an
+`EditError` that says what differs; nothing is ever loaded half-way.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 from interp.interventions import Edit, EditError, load_edits, save_edits
 from interp.interventions.lora import LoRA, LoRAError, load_lora, save_lora
 from interp.models import model_name
+from interp.models.fingerprint import model_fingerprint, trained_model_difference
 from interp.storage import StorageError, config_to_dict, read_record
 
 
@@ -36,7 +37,11 @@ def save(
     """Write the trained edits or LoRA with the model's name and the training config (atomic)."""
     if bool(edit_list) == (lora is not None):
         raise ValueError("save either edits or a LoRA (one of them, not both or neither)")
-    meta: dict[str, Any] = {"model": model_name(model), **extra}
+    meta: dict[str, Any] = {
+        "model": model_name(model),
+        "fingerprint": model_fingerprint(model),
+        **extra,
+    }
     if result is not None:
         meta["training"] = config_to_dict(result.config)
         meta["training_summary"] = {
@@ -97,16 +102,16 @@ def load(
             f"{directory} holds a {found!r} checkpoint, not {kind!r}; load it as {found!r} or "
             f"point to the {kind} checkpoint"
         )
-    saved_model = record["meta"].get("model")
-    if saved_model and not allow_other_model and saved_model != model_name(model):
+    difference = "" if allow_other_model else trained_model_difference(record["meta"], model)
+    if difference:
         raise EditError(
-            f"{directory} was trained on {saved_model!r}, not on {model_name(model)!r}; an edit "
-            f"learnt on one model means nothing on another (pass allow_other_model=True to load "
-            f"it anyway when the architectures match)"
+            f"{directory} does not belong to this model: {difference}; an edit learnt on one "
+            f"model means nothing on another (pass allow_other_model=True to load it anyway when "
+            f"the architectures match)"
         )
     if found == "lora":
         try:
             return load_lora(directory, model)
         except LoRAError as error:
             raise EditError(str(error)) from error
-    return load_edits(directory, model)
+    return load_edits(directory, model, allow_other_model=allow_other_model)

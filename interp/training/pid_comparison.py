@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from interp.interventions import RED, Edit
+from interp.models.fingerprint import fingerprint_difference, model_fingerprint
 from interp.storage import is_saved
 from interp.training.data import Pair
 from interp.training.pid import FORMS, BiasControl
@@ -58,7 +59,10 @@ def compare_forms(
         control = None if form == "none" else BiasControl(form=form, target=target)
         if folder is not None and is_saved(folder):
             saved = TrainResult.load(folder)
-            if saved.config.bias_control == control:
+            same_model = not fingerprint_difference(
+                saved.meta.get("fingerprint"), model_fingerprint(model)
+            )
+            if saved.config.bias_control == control and same_model:
                 runs[form] = saved
                 continue
         edit_list = red_everywhere(model, hook)
@@ -73,7 +77,7 @@ def compare_forms(
         if held_out:
             result.meta["held_out_loss"] = held_out_loss(model, held_out, edit_list=edit_list)
         if folder is not None:
-            result.save(folder)
+            result.save(folder, model=model)
         runs[form] = result
     return runs
 

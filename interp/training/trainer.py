@@ -15,10 +15,10 @@ resumable state every `save_every` steps.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import random
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -36,7 +36,9 @@ from interp.interventions import Edit, edits
 from interp.interventions.functions import RED
 from interp.interventions.lora import LoRA
 from interp.models import model_name
+from interp.models.fingerprint import fingerprint_difference, model_fingerprint
 from interp.results import Result
+from interp.storage import differing_keys, remove_dead_temporaries, temporary_path
 from interp.training.data import EncodedPair, Pair, encode_pairs
 from interp.training.masks import (
     IGNORE,
@@ -74,6 +76,11 @@ class TrainConfig:
             raise ValueError("learning_rate must be positive")
         if self.batch_size < 1 or self.grad_accum < 1 or self.epochs < 1:
             raise ValueError("batch_size, grad_accum and epochs must be at least 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(
+                f"max_steps must be at least 1 (got {self.max_steps}); leave it unset (None) to "
+                f"train for `epochs` full passes over the data"
+            )
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError("warmup_ratio must be in [0, 1)")
         if self.full_share and self.prefix_tokens is None:
@@ -205,7 +212,8 @@ def train(
     """Train the edits' (and LoRA's) parameters on `pairs`; the model's weights never change.
 
     `state_dir` keeps a resumable state (every `config.save_every` steps); a run started again with
-    the same config continues from it.
+    the same config, model (name and weights fingerprint), trainable shapes and data continues from
+    it; anything else is refused with a message saying what differs.
     """
     config = TrainConfig(**{**(asdict(config) if config else {}), **overrides})
     if not pairs:
@@ -241,12 +249,14 @@ def train(
     history: list[dict[str, Any]] = []
     start_step, seconds = 0, 0.0
     state_path = Path(state_dir) / "train_state.pt" if state_dir else None
+    run_identity = {
+        "fingerprint": model_fingerprint(model),
+        "data": _data_fingerprint(encoded),
+        "shapes": [list(p.shape) for p in params],
+    }
     if state_path is not None and state_path.exists():
         saved = torch.load(state_path, weights_only=False)
-        if saved["config"] != asdict(config):
-            raise ValueError(
-                f"{state_path} holds a run with another config; remove it or use another folder"
-            )
+        _check_resumable(state_path, saved, asdict(config), run_identity)
         for p, value in zip(params, saved["params"], strict=True):
             p.data.copy_(value)
         optimizer.load_state_dict(saved["optimizer"])
@@ -316,6 +326,7 @@ def train(
                 _save_state(
                     state_path,
                     config,
+                    run_identity,
                     params,
                     optimizer,
                     controller,
@@ -330,6 +341,8 @@ def train(
         tensors["bias_norm"] = torch.tensor([r["bias_norm"] for r in history])
     meta = {
         "model": model_name(model),
+        "fingerprint": run_identity["fingerprint"],
+        "data": run_identity["data"],
         "n_examples": len(encoded),
         "n_full_answer": sum(full),
         "n_truncated": sum(p.truncated for p in encoded),
@@ -365,11 +378,48 @@ def _check_context(model, encoded: list[EncodedPair]) -> None:
             )
 
 
-def _save_state(path: Path, config, params, optimizer, controller, history, step, seconds):
+def _data_fingerprint(encoded: Sequence[EncodedPair]) -> str:
+    """A short digest of the encoded training pairs (prompt and answer token ids, in order)."""
+    digest = hashlib.sha256()
+    for pair in encoded:
+        digest.update(f"{list(pair.prompt_ids)}|{list(pair.answer_ids)};".encode())
+    return digest.hexdigest()[:16]
+
+
+def _check_resumable(
+    path: Path, saved: dict[str, Any], config: dict[str, Any], identity: dict[str, Any]
+) -> None:
+    """Refuse a saved training state that another config, model, trainable set or data made."""
+    proceed = "delete it to start over, or pass another state folder"
+    if saved.get("config") != config:
+        changed = differing_keys(saved.get("config"), config)
+        raise ValueError(
+            f"{path} holds a run with another config ({', '.join(changed)} differ); {proceed}"
+        )
+    difference = fingerprint_difference(saved.get("fingerprint"), identity["fingerprint"])
+    if difference:
+        raise ValueError(f"{path} holds a training run of another model: {difference}; {proceed}")
+    if saved.get("shapes") != identity["shapes"]:
+        raise ValueError(
+            f"{path} holds a run that trained parameters of shapes {saved.get('shapes')}, not "
+            f"{identity['shapes']} (other edits or LoRA); {proceed}"
+        )
+    if saved.get("data") != identity["data"]:
+        raise ValueError(
+            f"{path} holds a run on other training data (data fingerprint "
+            f"{saved.get('data')!r}, not {identity['data']!r}); {proceed}"
+        )
+
+
+def _save_state(
+    path: Path, config, identity, params, optimizer, controller, history, step, seconds
+):
     """Write the resumable state next to `path` and rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_temporaries(path)
     state = {
         "config": asdict(config),
+        **identity,
         "params": [p.detach().cpu().clone() for p in params],
         "optimizer": optimizer.state_dict(),
         "controller": controller.state_dict() if controller is not None else None,
@@ -377,10 +427,13 @@ def _save_state(path: Path, config, params, optimizer, controller, history, step
         "step": step,
         "seconds": seconds,
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".train_state.", suffix=".tmp")
-    os.close(fd)
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    tmp = temporary_path(path, suffix=".tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @torch.no_grad()
