@@ -538,7 +538,7 @@ def gold_answer_logprobs(
                 return_type="logits_and_cache",
                 use_cache=True,
             )
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        logprobs = torch.log_softmax(logits.float(), dim=-1)  # float32 on purpose: scores
         for r, target in enumerate(targets[start:stop]):
             # logits at position j predict token j + 1: the target starts after the cue
             positions = torch.arange(len(cue) - 1, len(cue) - 1 + len(target), device=device)

@@ -39,6 +39,7 @@ from interp.figures.seal import thought_states_figure
 from interp.interventions import check_hook
 from interp.interventions.steering_vector import SITE, VARIANTS, SteeringVector
 from interp.models import model_name
+from interp.models.fingerprint import model_fingerprint
 from interp.probes.separability import separability, tsne_map
 from interp.probes.state_chunks import (
     chunk_is_current,
@@ -135,13 +136,16 @@ class ThoughtStatesResult(Result):
         return thought_states_figure(self)
 
 
-def _fingerprint(config: ThoughtStatesConfig, model, chunk: Sequence[Response]) -> str:
-    """What a chunk was made from: model, layers, span, keywords and the chunk's tokens."""
+def _fingerprint(
+    config: ThoughtStatesConfig, weights: dict[str, str], chunk: Sequence[Response]
+) -> str:
+    """What a chunk was made from: the model (name, dtype and weights fingerprint, so a bfloat16
+    run never reuses float32 states), layers, span, keywords and the chunk's tokens."""
     digest = hashlib.sha256()
     digest.update(
         json.dumps(
             [
-                model_name(model),
+                weights,
                 config.layers,
                 config.span,
                 config.keywords.to_dict(),
@@ -280,8 +284,9 @@ def run(
 
     chunks = [responses[i : i + chunk_size] for i in range(0, len(responses), chunk_size)]
     drop_chunks_from(store, len(chunks))  # left from an earlier, larger run
+    weights = model_fingerprint(model)
     for number, chunk in enumerate(tqdm(chunks, desc="thought states", disable=not progress)):
-        fingerprint = _fingerprint(config, model, chunk)
+        fingerprint = _fingerprint(config, weights, chunk)
         if chunk_is_current(store, number, fingerprint):
             continue
         rows, boundary_indices = [], []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -304,6 +305,7 @@ device = argument_type(check_device)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    from interp.models.dtypes import DTYPE_CHOICES
     from interp.models.presets import DEFAULT_MODEL
 
     default = default or DEFAULT_MODEL
@@ -314,14 +316,27 @@ def add_model_arguments(parser: argparse.ArgumentParser, default: str | None = N
     )
     parser.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:N or mps")
     parser.add_argument(
+        "--dtype",
+        choices=DTYPE_CHOICES,
+        default="float32",
+        help="the type the model computes in (default: float32); auto: bfloat16 where the "
+        "processor has native bf16 units (AVX-512 BF16 or AMX CPUs, CUDA GPUs with bf16), "
+        "else float32. Saved results record it and are never reused across dtypes",
+    )
+    parser.add_argument(
         "--cache-dir", type=cache_folder, default=None, help="where dequantized presets are kept"
     )
 
 
 def load_from_args(args: argparse.Namespace):
-    from interp.models import load_model
+    """Load `--model` on `--device` in `--dtype`, and say at the start which dtype it runs in."""
+    from interp.models import dtype_name, load_model, resolve_dtype
 
-    return load_model(args.model, device=args.device, cache_dir=args.cache_dir)
+    dtype = resolve_dtype(getattr(args, "dtype", "float32"), args.device)
+    how = f" (--dtype {args.dtype})" if getattr(args, "dtype", "float32") == "auto" else ""
+    # on stderr, so `generate --json` still writes nothing but JSON to stdout
+    print(f"model {args.model} on {args.device} in {dtype_name(dtype)}{how}", file=sys.stderr)
+    return load_model(args.model, device=args.device, dtype=dtype, cache_dir=args.cache_dir)
 
 
 def model_folder_name(model: str) -> str:

@@ -7,10 +7,8 @@ from pathlib import Path
 
 from interp.cli.common import (
     add_model_arguments,
-    cache_folder,
     check_input_file,
     command,
-    device,
     finite_float,
     fraction,
     input_folder,
@@ -294,9 +292,7 @@ def reft_compare_command(args: argparse.Namespace) -> None:
 
 
 def _pid_compare_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="adder4", help="adder4 (toy task) or a chat model")
-    parser.add_argument("--device", type=device, default="cpu")
-    parser.add_argument("--cache-dir", type=cache_folder, default=None)
+    add_model_arguments(parser, default="adder4")  # adder4 (toy task) or a chat model
     parser.add_argument(
         "--out", type=output_folder, default=None, help="default: runs/pid_compare/MODEL"
     )

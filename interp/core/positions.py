@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -232,11 +233,16 @@ class TokenMatch(PositionRule):
 
     def mask(self, state: TokenState) -> Bool[Tensor, "batch chunk"]:
         chunk = state.tokens[:, state.chunk_start :]
-        wanted = torch.tensor(self.token_ids, device=chunk.device)
-        return state.is_real() & torch.isin(chunk, wanted)
+        return state.is_real() & torch.isin(chunk, id_tensor(self.token_ids, chunk.device))
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "token_ids": list(self.token_ids)}
+
+
+@functools.lru_cache(maxsize=64)
+def id_tensor(token_ids: tuple[int, ...], device: torch.device) -> Int[Tensor, " n"]:
+    """`token_ids` as a tensor on `device`, built once (rules run at every decoding step)."""
+    return torch.tensor(token_ids, device=device)
 
 
 def boundary_tokens(tokenizer) -> TokenMatch:
@@ -306,7 +312,7 @@ def _last_marker_end(
     ends_packed = torch.zeros_like(packed, dtype=torch.bool)
     if packed.shape[1] >= length:
         windows = packed.unfold(1, length, 1)  # [batch, total - length + 1, length]
-        wanted = torch.tensor(marker, device=tokens.device)
+        wanted = id_tensor(marker, tokens.device)
         ends_packed[:, length - 1 :] = (windows == wanted).all(-1)
     ends = torch.zeros_like(ends_packed).scatter(1, order, ends_packed) & real
     marked = torch.where(ends, index, torch.full_like(index, -1))

@@ -11,7 +11,7 @@ caching. The forwards it runs:
     activations(model, tokens, mask, names_filter=...)        activations (stop_at_layer to cut)
     read_positions(model, tokens, mask, hooks, rows, columns)  activations at chosen positions only
     decoding_state(model, prompts, prompt_lengths)              the state the decoding loop grows
-    decode_step(forward_fn, state, past, use_cache)            one step of the decoding loop
+    decode_step(forward_fn, state, past, use_cache, last_only)  one step of the decoding loop
     shared_prefix_batches(model, sequences, ...)               [shared prefix | padding | own tokens]
 
 `tokens` and `mask` always cover every position the state describes, cached ones included; with
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -149,18 +150,42 @@ def decoding_state(
     return TokenState.for_tokens(tokens, mask, prompt_lengths)
 
 
+def keeps_last_logits(model) -> bool:
+    """Whether a decoding step may unembed the last position only: the Hugging Face model takes
+    `logits_to_keep` (every recent causal LM does) and no hook is attached to the unembedding,
+    whose activations would then cover fewer positions than the token state describes."""
+    hf_model = getattr(model, "original_model", None)
+    if hf_model is None:
+        return False
+    if any(
+        point.fwd_hooks
+        for name, point in model.hook_dict.items()
+        if name.startswith("unembed.") or name == "hook_unembed"
+    ):
+        return False
+    return "logits_to_keep" in inspect.signature(type(hf_model).forward).parameters
+
+
 def decode_step(
-    forward_fn: Callable[..., Any], state: TokenState, past: Any, use_cache: bool
+    forward_fn: Callable[..., Any],
+    state: TokenState,
+    past: Any,
+    use_cache: bool,
+    last_only: bool = False,
 ) -> tuple[Float[Tensor, "batch fed vocab"], Any]:
     """One step of the decoding loop over `state.tokens`: the logits and the cache (None without).
 
     With the cache, only the tokens the cache lacks are fed (all of them first, then the last).
     `forward_fn` is the model, or a stand-in with its call signature (KL-budget decoding).
+    `last_only` computes the logits of the last position only (`logits_to_keep=1`, as Hugging
+    Face `generate` does): the unembedding of every prompt position is most of a prefill's cost
+    for a small model with a large vocabulary.
     """
     tokens, attention_mask = state.tokens, state.real.long()
+    keep = {"logits_to_keep": 1} if last_only else {}
     if not use_cache:
         with feeding(state, 0):
-            return forward_fn(tokens, attention_mask=attention_mask), None
+            return forward_fn(tokens, attention_mask=attention_mask, **keep), None
     fed_from = 0 if past is None else tokens.shape[1] - 1
     with feeding(state, fed_from):
         return forward_fn(
@@ -169,6 +194,7 @@ def decode_step(
             attention_mask=attention_mask,
             past_key_values=past,
             use_cache=True,
+            **keep,
         )
 
 

@@ -6,6 +6,10 @@ bf16 instructions, and its rounding error has a bound: |z_bf16 - z_fp32| <= c (|
 for token v (inputs and output rounded to bf16, sums in float32). Every token whose screened logit
 could still be the largest within that bound is recomputed in float32, so the argmax is exactly
 the float32 one: on real models the screen leaves a handful of candidates per position.
+
+The confirmation runs in the model's own dtype (float32 for a float32 model, the decision that
+matters): for a bfloat16 model it reproduces that model's own greedy choice, which is what
+greedy decoding of that model would write.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ ROUNDING_BOUND = 2.0**-6
 
 
 class ScreenedUnembed:
-    """argmax(h @ W.T + b) of a linear unembedding, screened in bfloat16 (the float32 result)."""
+    """argmax(h @ W.T + b) of a linear unembedding, screened in bfloat16 (the result in the
+    unembedding's own dtype: float32 for a float32 model)."""
 
     def __init__(self, unembed: nn.Linear, rows_per_chunk: int = 256):
         self.weight = unembed.weight.detach()
@@ -43,7 +48,7 @@ class ScreenedUnembed:
 
     @torch.no_grad()
     def argmax(self, hidden: Float[Tensor, "n d_model"]) -> Int[Tensor, " n"]:
-        """The float32 argmax token of each row of final (normalized) hidden states."""
+        """The argmax token (in the unembedding's dtype) of each row of final hidden states."""
         if hidden.shape[0] == 0:
             return torch.zeros(0, dtype=torch.long, device=hidden.device)
         return torch.cat([self._argmax(chunk) for chunk in hidden.split(self.rows_per_chunk)])

@@ -71,6 +71,7 @@ class KLBudgetForward:
         if run_state.touched is not None:
             state.record(run_state.touched[:n, state.chunk_start :])
         if self.paired:
+            # float32 log-softmax and float64 sums on purpose, whatever the model's dtype
             edited = logits[:n, -1].float().log_softmax(-1)
             plain = logits[n:, -1].float().log_softmax(-1)
             kl = (edited.exp() * (edited - plain)).sum(-1).clamp(min=0).cpu()

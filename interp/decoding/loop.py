@@ -22,7 +22,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.core.kv_reuse import RowCache, stack_row_caches
-from interp.core.runner import decode_step, decoding_state
+from interp.core.runner import decode_step, decoding_state, keeps_last_logits
 from interp.core.tokens import (
     GenerationError,
     check_continuation,
@@ -266,9 +266,10 @@ def _decode_batch(
     if config.kl_budget is not None:
         budget = KLBudgetForward(model, config.kl_budget, batch)
     forward = model if budget is None else budget
+    last_only = keeps_last_logits(model)  # only the last position's logits are ever read
 
     for _ in range(config.max_new_tokens):
-        logits, past = decode_step(forward, state, past, config.use_cache)
+        logits, past = decode_step(forward, state, past, config.use_cache, last_only)
         model_logits = logits[:, -1, :].float()
         next_logits = model_logits
         for processor in logit_processors:
@@ -278,11 +279,17 @@ def _decode_batch(
         # The model's own log-probability of each chosen token (before any logit processor).
         step_logprobs = torch.log_softmax(model_logits, -1).gather(-1, next_tokens[:, None])[:, 0]
 
+        # One copy to Python per step, not one per row and value.
+        chosen, chosen_logprobs, done = (
+            next_tokens.tolist(),
+            step_logprobs.tolist(),
+            finished.tolist(),
+        )
         for row in range(batch):
-            if finished[row]:
+            if done[row]:
                 continue
-            generated[row].append(int(next_tokens[row]))
-            logprobs[row].append(float(step_logprobs[row]))
+            generated[row].append(chosen[row])
+            logprobs[row].append(chosen_logprobs[row])
         newly_eos = torch.isin(next_tokens, eos_tensor) & ~finished
         for row in torch.nonzero(newly_eos).flatten().tolist():
             finish[row] = "eos"

@@ -101,7 +101,8 @@ class AddVector(EditFunction):
         return self.vector.shape[-1]
 
     def forward(self, h: Float[Tensor, "batch pos width"]) -> Float[Tensor, "batch pos width"]:
-        return h + self.alpha * self.vector.to(h.dtype)
+        # the vector is scaled in float32 and cast once to the activation's dtype
+        return h + (self.alpha * self.vector).to(h.dtype)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "alpha": self.alpha}
@@ -146,7 +147,9 @@ class PushAlong(EditFunction):
         return self.direction.shape[-1]
 
     def forward(self, h: Float[Tensor, "batch pos width"]) -> Float[Tensor, "batch pos width"]:
-        amount = torch.as_tensor(self.amount, dtype=h.dtype, device=h.device)
+        # the push is built in float32 and cast once to the activation's dtype, so a bfloat16
+        # model gets the float32 push rounded once (not a rounded amount times a rounded unit)
+        amount = torch.as_tensor(self.amount, dtype=torch.float32, device=h.device)
         if amount.ndim == 1:
             if amount.shape[0] != h.shape[0]:
                 raise EditError(
@@ -154,7 +157,7 @@ class PushAlong(EditFunction):
                     f"sequences: give one amount per sequence, or a single number for all"
                 )
             amount = amount[:, None, None]
-        return h + amount * self.unit * self.direction.to(h.dtype)
+        return h + (amount * self.unit * self.direction.float()).to(h.dtype)
 
     def config(self) -> dict[str, Any]:
         amount = self.amount
@@ -201,6 +204,7 @@ class RED(EditFunction):
         return self.scale.shape[0]
 
     def forward(self, h: Float[Tensor, "batch pos width"]) -> Float[Tensor, "batch pos width"]:
+        # float32 parameters cast to the activation's dtype, never the activation to theirs
         return h * self.scale.to(h.dtype) + self.bias.to(h.dtype)
 
     @classmethod
@@ -251,6 +255,12 @@ def _check_rank(width: int, rank: int) -> None:
         raise EditError(f"rank must be an int in 1..{width} (the width), got {rank!r}")
 
 
+def _linear_in(layer: nn.Linear, h: Tensor) -> Tensor:
+    """`layer(h)` computed in h's dtype: the layer's weights are cast, h is left as it is."""
+    bias = None if layer.bias is None else layer.bias.to(h.dtype)
+    return nn.functional.linear(h, layer.weight.to(h.dtype), bias)
+
+
 class LoReFT(_LowRankEdit):
     """LoReFT: h + R^T (W h + b - R h), with R (rank x width) kept with orthonormal rows."""
 
@@ -264,8 +274,10 @@ class LoReFT(_LowRankEdit):
         self.learned_source = nn.Linear(width, rank)
 
     def forward(self, h: Float[Tensor, "batch pos width"]) -> Float[Tensor, "batch pos width"]:
+        # Parameters (float32 master copies) are cast to the activation's dtype, never the
+        # activation to theirs: a bfloat16 model computes the edit in bfloat16.
         R = self.rotation.weight.to(h.dtype)  # [rank, width], orthonormal rows
-        target = self.learned_source(h.to(self.learned_source.weight.dtype)).to(h.dtype)
+        target = _linear_in(self.learned_source, h)
         return h + (target - h @ R.T) @ R
 
 
@@ -282,8 +294,8 @@ class DiReFT(_LowRankEdit):
         nn.init.zeros_(self.project_back.weight)
 
     def forward(self, h: Float[Tensor, "batch pos width"]) -> Float[Tensor, "batch pos width"]:
-        dtype = self.learned_source.weight.dtype
-        return h + self.project_back(self.learned_source(h.to(dtype))).to(h.dtype)
+        # float32 parameters cast to the activation's dtype (see LoReFT.forward)
+        return h + _linear_in(self.project_back, _linear_in(self.learned_source, h))
 
 
 EDIT_FUNCTIONS: dict[str, type[EditFunction]] = {

@@ -47,6 +47,7 @@ class LoRADelta(nn.Module):
         self.scaling = alpha / rank
 
     def forward(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_out"]:
+        # float32 parameters (trained master copies) cast to the activation's dtype, never x to theirs
         down = self.down.to(x.dtype)
         up = self.up.to(x.dtype)
         return (x @ down.T) @ up.T * self.scaling

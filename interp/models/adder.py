@@ -98,7 +98,9 @@ def teacher_forced_accuracy(
     return correct / len(problems)
 
 
-def load_adder(path: str | Path | None = None, device: str = "cpu"):
+def load_adder(
+    path: str | Path | None = None, device: str = "cpu", dtype: torch.dtype = torch.float32
+):
     """Boot the shipped adder organism as an eval-mode TransformerBridge named `adder4`."""
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoModelForCausalLM
@@ -112,11 +114,11 @@ def load_adder(path: str | Path | None = None, device: str = "cpu"):
     tokenizer = PreTrainedTokenizerFast.from_pretrained(folder)
     tokenizer.init_kwargs["name_or_path"] = f"interp-{ADDER_NAME}"
     hf_model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=torch.float32, attn_implementation="eager"
+        folder, dtype=dtype, attn_implementation="eager"
     )
     hf_model = hf_model.to(device).eval()
     bridge = TransformerBridge.boot_transformers(
-        f"interp-{ADDER_NAME}", hf_model=hf_model, tokenizer=tokenizer, dtype=torch.float32
+        f"interp-{ADDER_NAME}", hf_model=hf_model, tokenizer=tokenizer, dtype=dtype
     )
     bridge.eval()
     bridge.interp_name = ADDER_NAME

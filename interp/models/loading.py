@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from interp.models.dtypes import DEFAULT_DTYPE, resolve_dtype
 from interp.models.errors import ModelLoadError
 from interp.models.folder_checks import (
     TOKENIZER_FILES,
@@ -49,7 +50,7 @@ HUB_PROBE_TIMEOUT_S = 10.0
 def load_model(
     name_or_path: str | Path = DEFAULT_MODEL,
     device: str = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str = DEFAULT_DTYPE,
     cache_dir: str | Path | None = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> TransformerBridge:
@@ -60,9 +61,15 @@ def load_model(
     over a folder of the same name. `tokenizer` overrides the tokenizer found with the weights.
     A name that is no preset, no folder and no hub id (``owner/name``) fails at once, with the
     closest presets; a hub id is looked up in the local Hugging Face cache, then on the hub.
+    `dtype` is a torch dtype, a name ("float32", "bfloat16", "float16") or "auto", which follows
+    the hardware (`interp.models.dtypes.native_dtype`); the default stays float32.
     """
     name = str(name_or_path)
     check_device(device)
+    try:
+        dtype = resolve_dtype(dtype, device)
+    except ValueError as error:
+        raise ModelLoadError(str(error)) from None
     preset = get_preset(name)
     if preset is not None:
         folder = _preset_source_folder(preset, cache_dir)

@@ -70,7 +70,7 @@ def activations_at(
             [[batch.index(r, p) for p in positions[batch.rows][r]] for r in range(stacked.shape[1])]
         )
         index = columns[None, :, :, None].expand(len(hooks), -1, -1, stacked.shape[-1])
-        chunks.append(stacked.cpu().gather(2, index).float())
+        chunks.append(stacked.cpu().gather(2, index).float())  # float32 copies for the probes
     return torch.cat(chunks, dim=1)
 
 

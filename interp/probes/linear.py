@@ -67,7 +67,7 @@ def fit_probes(
     y = encode_target(np.asarray(values), target)
     weights, intercepts, r2, pearson, within, alphas = [], [], [], [], [], []
     for layer_acts in acts:
-        x = layer_acts.double().numpy()
+        x = layer_acts.double().numpy()  # fitted on float64 copies on purpose, in any dtype
         model = RidgeCV(alphas=ALPHAS).fit(x[train], y[train])
         predicted = model.predict(x[test])
         truth = y[test]

@@ -116,7 +116,7 @@ def fit_logistic_probes(
     n_folds = min(cv_folds, len(np.unique(groups[train])))
     weights, intercepts, accuracy, auc, train_accuracy, chosen, scores = [], [], [], [], [], [], []
     for probe_features in features:
-        x = probe_features.double().numpy()
+        x = probe_features.double().numpy()  # fitted on float64 copies on purpose, in any dtype
         scaler = StandardScaler().fit(x[train])
         x_train, x_test = scaler.transform(x[train]), scaler.transform(x[test])
         classifier = LogisticRegression(max_iter=max_iter)

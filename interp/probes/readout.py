@@ -124,6 +124,7 @@ def read_last_token(
                 for hook in hooks:
                     states[hook][index] = cache[hook][row, last].float().cpu()
                 # Suffix token k + 1 is answer token k; the logits at suffix token k predict it.
+                # log-likelihood scores in float32 on purpose, whatever the model's dtype
                 log_probs = torch.log_softmax(logits[row, real[:-1]].float(), dim=-1)
                 picked = log_probs.gather(-1, own_tokens[row, real[1:]][:, None])[:, 0]
                 logprob[index] = float(picked.sum())

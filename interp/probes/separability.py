@@ -83,6 +83,11 @@ def tsne_map(x: Float[np.ndarray, "n d"], perplexity: float, seed: int) -> Float
     n = len(x)
     if n < 5:
         return np.full((n, 2), np.nan)
+    x = np.asarray(x, dtype=np.float64)  # float64 copies on purpose, in any model dtype
+    if not np.isfinite(x).all() or not (x.max(axis=0) > x.min(axis=0)).any():
+        # identical points (e.g. one token's embedding at layer 0) have no map, and scikit-learn's
+        # Barnes-Hut t-SNE crashes the process on the NaNs their PCA start gives
+        return np.full((n, 2), np.nan)
     reduced = PCA(n_components=min(50, n, x.shape[1]), random_state=seed).fit_transform(x)
     perplexity = min(perplexity, (n - 1) / 3)
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(

@@ -138,6 +138,11 @@ def trainable_parameters(
         raise ValueError(
             "nothing to train: give edits with parameters (RED, LoReFT, DiReFT) or a LoRA"
         )
+    for p in params:
+        # Trained parameters are float32 master copies on purpose, in any model dtype (the edit
+        # casts them to the activation's dtype in its forward); AdamW's state follows them.
+        if p.is_floating_point() and p.dtype != torch.float32:
+            p.data = p.data.float()
     return params
 
 
@@ -155,7 +160,9 @@ def answer_loss(
     except TypeError:  # a Hugging Face model without `logits_to_keep`: every position
         logits = forward(model, batch.tokens, batch.attention_mask, **run)[:, keep]
     mask, targets = mask[:, keep], batch.targets[:, keep]
-    picked = logits[mask].float()  # only the positions with a loss go through the softmax
+    # Only the positions with a loss go through the softmax, in float32 on purpose whatever the
+    # model's dtype: the loss and its log-softmax decide the gradients.
+    picked = logits[mask].float()
     token_loss = torch.nn.functional.cross_entropy(picked, targets[mask], reduction="none")
     rows = mask.nonzero()[:, 0]
     per_example = torch.zeros(batch.tokens.shape[0], device=token_loss.device).index_add(
