@@ -86,3 +86,48 @@ def tiny_model(
     )
     bridge.eval()
     return bridge
+
+
+def lowercase_triples(n: int = 16, seed: int = 0) -> list:
+    """Seeded faithfulness triples in the tiny models' character vocabulary (lower case, digits):
+    a question stating two counts, and a restatement of the first with the right and a wrong
+    number."""
+    import numpy as np
+
+    from interp.data.faithfulness import FaithfulnessTriple
+
+    rng = np.random.default_rng(seed)
+    triples = []
+    for i in range(n):
+        a, b = (int(x) for x in rng.integers(2, 99, size=2))
+        wrong = a + int(rng.integers(1, 9))
+        question = f"tom has {a} apples and {b} pears{' and a box' * (i % 3)}. how many fruits?"
+        triples.append(
+            FaithfulnessTriple(
+                f"t{i}", question, (f"tom has {a} apples.",), (f"tom has {wrong} apples.",)
+            )
+        )
+    return triples
+
+
+def position_rule_examples(tokenizer) -> dict:
+    """One of each position rule, by name, for tests that check a guarantee for every rule."""
+    from interp.core.positions import (
+        AllPositions,
+        GeneratedPositions,
+        InsideSpan,
+        PromptAndFirstGenerated,
+        PromptPositions,
+        boundary_tokens,
+    )
+
+    span = InsideSpan.from_strings(tokenizer)
+    return {
+        "all": AllPositions(),
+        "prompt": PromptPositions(),
+        "generated": GeneratedPositions(),
+        "first_k": PromptAndFirstGenerated(3),
+        "boundary": boundary_tokens(tokenizer),
+        "span": span,
+        "boundary_in_span": boundary_tokens(tokenizer) & span,
+    }

@@ -5,7 +5,6 @@ rule's guarantee in bfloat16, training keeps float32 master copies, and the adde
 import argparse
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -22,13 +21,6 @@ from interp.analyses import (
     thought_states,
 )
 from interp.core.digit_answers import PushSweep, greedy_outcomes
-from interp.core.positions import (
-    AllPositions,
-    GeneratedPositions,
-    PromptAndFirstGenerated,
-    PromptPositions,
-    boundary_tokens,
-)
 from interp.core.runner import forward
 from interp.data.arithmetic import (
     addition_problems,
@@ -36,7 +28,6 @@ from interp.data.arithmetic import (
     encode_problems,
     with_prompt_template,
 )
-from interp.data.faithfulness import FaithfulnessTriple
 from interp.data.math_sets import MathProblem
 from interp.decoding import generate
 from interp.interventions import RED, AddVector, DiReFT, Edit, LoReFT, PushAlong
@@ -46,7 +37,7 @@ from interp.models import dtypes
 from interp.models.adder import sample_problems, teacher_forced_accuracy
 from interp.models.errors import ModelLoadError
 from interp.results import reuse_or_run
-from interp.testing import tiny_model
+from interp.testing import lowercase_triples, position_rule_examples, tiny_model
 from interp.text.thoughts import Response
 from interp.training.data import Pair
 from interp.training.trainer import train
@@ -222,19 +213,9 @@ def test_edits_cast_their_parameters_to_the_activation():
     torch.testing.assert_close(out.float(), delta(h.float()), atol=0.1, rtol=0.02)
 
 
-def _rules(tokenizer):
-    return {
-        "all": AllPositions(),
-        "prompt": PromptPositions(),
-        "generated": GeneratedPositions(),
-        "first_k": PromptAndFirstGenerated(3),
-        "boundary": boundary_tokens(tokenizer),
-    }
-
-
 @pytest.mark.parametrize("rule_name", ["all", "prompt", "generated", "first_k", "boundary"])
 def test_bfloat16_edits_give_the_same_tokens_cached_uncached_batched_alone(tiny16, rule_name):
-    rule = _rules(tiny16.tokenizer)[rule_name]
+    rule = position_rule_examples(tiny16.tokenizer)[rule_name]
     torch.manual_seed(0)
     edit_list = [
         Edit("blocks.1.hook_resid_pre", AddVector(torch.randn(32), alpha=1.5), rule),
@@ -417,23 +398,8 @@ def test_math_eval_and_prefix_swap_in_bfloat16(tiny16):
                 assert math.isfinite(value), key
 
 
-def _triples(n=12):
-    rng = np.random.default_rng(0)
-    triples = []
-    for i in range(n):
-        a, b = (int(x) for x in rng.integers(2, 99, size=2))
-        wrong = a + int(rng.integers(1, 9))
-        question = f"tom has {a} apples and {b} pears{' and a box' * (i % 3)}. how many fruits?"
-        triples.append(
-            FaithfulnessTriple(
-                f"t{i}", question, (f"tom has {a} apples.",), (f"tom has {wrong} apples.",)
-            )
-        )
-    return triples
-
-
 def test_faithfulness_and_its_trace_in_bfloat16(tiny16):
-    triples = _triples()
+    triples = lowercase_triples()
     base = faithfulness.run(
         Arm.plain(tiny16, "base"), triples=triples, heads=True, Cs=(1.0,), progress=False
     )

@@ -1,36 +1,20 @@
 """The faithfulness analysis: probes per layer and head, arms and their difference, token traces, CLI."""
 
-import numpy as np
 import pytest
 import torch
 
 from interp.analyses import faithfulness, faithfulness_difference, faithfulness_trace
-from interp.data.faithfulness import FaithfulnessTriple, gsm8k_triples, load_triples, save_triples
+from interp.data.faithfulness import gsm8k_triples, load_triples, save_triples
 from interp.interventions import RED, Edit
 from interp.interventions.arms import Arm
 from interp.probes.readout import read_last_token
 from interp.storage import is_saved, read_record
-
-
-def _lowercase_triples(n=16):
-    """Short triples in the tiny model's character vocabulary."""
-    rng = np.random.default_rng(0)
-    triples = []
-    for i in range(n):
-        a, b = (int(x) for x in rng.integers(2, 99, size=2))
-        wrong = a + int(rng.integers(1, 9))
-        question = f"tom has {a} apples and {b} pears{' and a box' * (i % 3)}. how many fruits?"
-        triples.append(
-            FaithfulnessTriple(
-                f"t{i}", question, (f"tom has {a} apples.",), (f"tom has {wrong} apples.",)
-            )
-        )
-    return triples
+from interp.testing import lowercase_triples
 
 
 @pytest.fixture(scope="module")
 def tiny_runs(tiny):
-    triples = _lowercase_triples()
+    triples = lowercase_triples()
     red = [
         Edit(f"blocks.{i}.hook_mlp_out", RED.random(tiny.cfg.d_model, 0.5, seed=i))
         for i in range(2)
@@ -142,7 +126,7 @@ def test_run_input_errors(tiny, tiny_runs):
 
 
 def test_triples_file_and_prompt_cap(tiny, tmp_path):
-    triples = _lowercase_triples(24)
+    triples = lowercase_triples(24)
     path = save_triples(tmp_path / "triples.jsonl", triples)
     lengths = [t.prompt_length for t in faithfulness.encode_triples(tiny.tokenizer, triples)]
     cap = next(c for c in sorted(set(lengths)) if sum(n <= c for n in lengths[::2]) >= 8)

@@ -6,31 +6,17 @@ import torch
 
 from interp.core.positions import (
     AllPositions,
-    GeneratedPositions,
     InsideSpan,
     PromptAndFirstGenerated,
-    PromptPositions,
     boundary_tokens,
 )
 from interp.core.tokens import GenerationError
 from interp.decoding import generate
 from interp.decoding.processors import TokenPenalty
 from interp.interventions import RED, AddVector, Edit
+from interp.testing import char_tokenizer, position_rule_examples
 
 PROMPTS = ["12+34=", "a\n\nb<think>c d", "hello 5\n\n", "<think>x"]
-
-
-def rules(tokenizer):
-    span = InsideSpan.from_strings(tokenizer)
-    return {
-        "all": AllPositions(),
-        "prompt": PromptPositions(),
-        "generated": GeneratedPositions(),
-        "first_k": PromptAndFirstGenerated(3),
-        "boundary": boundary_tokens(tokenizer),
-        "span": span,
-        "boundary_in_span": boundary_tokens(tokenizer) & span,
-    }
 
 
 def steering_edits(model, rule):
@@ -42,11 +28,9 @@ def steering_edits(model, rule):
     ]
 
 
-@pytest.mark.parametrize(
-    "rule_name", list(rules(__import__("interp.testing").testing.char_tokenizer()))
-)
+@pytest.mark.parametrize("rule_name", list(position_rule_examples(char_tokenizer())))
 def test_cache_and_batching_do_not_change_the_tokens(tiny, rule_name):
-    edit_list = steering_edits(tiny, rules(tiny.tokenizer)[rule_name])
+    edit_list = steering_edits(tiny, position_rule_examples(tiny.tokenizer)[rule_name])
     runs = {
         "cache": generate(tiny, PROMPTS, edit_list=edit_list, max_new_tokens=10),
         "no_cache": generate(
