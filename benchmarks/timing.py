@@ -14,13 +14,20 @@ def best_of(repeats: int, function: Callable[[], object]) -> float:
 
 def interleaved_best(repeats: int, functions: dict[str, Callable[[], object]]) -> dict[str, float]:
     """Best wall time of each function, the functions taking turns, so load changes hit all alike."""
-    best = {name: float("inf") for name in functions}
+    return {name: min(times) for name, times in interleaved_times(repeats, functions).items()}
+
+
+def interleaved_times(
+    repeats: int, functions: dict[str, Callable[[], object]]
+) -> dict[str, list[float]]:
+    """Every wall time, in seconds, of each function, the functions taking turns (a b a b ...)."""
+    times: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(repeats):
         for name, function in functions.items():
             start = time.perf_counter()
             function()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def chat_token_ids(tokenizer, questions: Sequence[str]) -> list[list[int]]:
