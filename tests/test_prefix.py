@@ -63,3 +63,36 @@ def test_read_positions_gives_the_full_forwards_activations_and_leaves_no_hook(t
     for hook in hooks:
         assert torch.allclose(got[hook], full[hook][rows, columns])
     assert {name: len(p.fwd_hooks) for name, p in tiny.hook_dict.items()} == hook_counts
+
+
+def test_activations_at_equals_each_sequence_alone_and_stops_after_the_last_block_read(tiny):
+    """Probe activations over a shared prefix, with a prompt-only edit, equal a full forward of
+    each sequence alone; the forward ends after the deepest block read (no unembedding)."""
+    from interp.probes.activations import activations_at
+
+    torch.manual_seed(0)
+    edit_list = [Edit("blocks.0.hook_resid_post", AddVector(torch.randn(32)), PromptPositions())]
+    hooks = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
+    positions = [[3, len(s) - 1] for s in SEQUENCES]
+    unembedded = []  # a plain torch hook: a TransformerLens hook there would turn the saving off
+    head = tiny.original_model.lm_head
+    handle = head.register_forward_hook(lambda module, args, out: unembedded.append(out))
+    try:
+        got = activations_at(
+            tiny, SEQUENCES, positions, hooks, edit_list, PROMPT_LENGTHS, batch_size=2
+        )
+    finally:
+        handle.remove()
+    assert got.shape == (2, len(SEQUENCES), 2, 32)
+    # every forward (the shared prefix's and each batch's) unembeds one position only
+    assert len(unembedded) == 3 and all(x.shape[1] == 1 for x in unembedded)
+    for row, sequence in enumerate(SEQUENCES):
+        with edits(tiny, edit_list):
+            _, cache = runner.activations(
+                tiny,
+                torch.tensor([sequence]),
+                names_filter=lambda name: name in hooks,
+                prompt_lengths=[PROMPT_LENGTHS[row]],
+            )
+        for h, hook in enumerate(hooks):
+            torch.testing.assert_close(got[h, row], cache[hook][0, positions[row]].float())

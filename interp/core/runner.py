@@ -265,6 +265,14 @@ def shared_prefix_batches(
     pad_id = pad_token_id(model)
     shared_tokens = torch.tensor([list(sequences[0][:shared])], dtype=torch.long, device=device)
     with edits(model, edit_list):
+        # The shared prefix's logits, and every logit of a forward that only reads activations,
+        # are thrown away: unembed one position (a quarter of a forward over a 150k vocabulary).
+        last_only = {"logits_to_keep": 1} if keeps_last_logits(model) else {}
+        reads_unembedding = names_filter is not None and any(
+            names_filter(name)
+            for name in model.hook_dict
+            if name.startswith("unembed.") or name == "hook_unembed"
+        )
         shared_cache = None
         if shared > 0:
             _, shared_cache = forward(
@@ -273,6 +281,7 @@ def shared_prefix_batches(
                 prompt_lengths=[shared],
                 return_type="logits_and_cache",
                 use_cache=True,
+                **last_only,
             )
         for start in range(0, len(sequences), batch_size):
             rows = slice(start, min(start + batch_size, len(sequences)))
@@ -301,5 +310,6 @@ def shared_prefix_batches(
                     return_type=None,
                     stop_at_layer=stop_at_layer,
                     **run,
+                    **({} if reads_unembedding else last_only),
                 )
             yield SharedPrefixBatch(tokens, mask, shared, logits, cache, rows)

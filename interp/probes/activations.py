@@ -6,6 +6,7 @@ One forward per batch with a `names_filter` that keeps only the hooks asked for,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import torch
@@ -53,6 +54,11 @@ def activations_at(
             raise ValueError(f"position out of range for a sequence of {len(seq)} tokens: {pos}")
     wanted = set(hooks)
     earliest = min(min(p) for p in positions)
+    # Only reads: end the forward after the last block read when that is not the last block
+    # (the runner unembeds a single position otherwise); hooks outside blocks need it all.
+    layers = [re.match(r"blocks\.(\d+)\.", hook) for hook in hooks]
+    stop = 1 + max(int(m.group(1)) for m in layers) if all(layers) else None
+    stop = None if stop is not None and stop >= model.cfg.n_layers else stop
     chunks = []
     batches = shared_prefix_batches(
         model,
@@ -62,6 +68,7 @@ def activations_at(
         names_filter=lambda name: name in wanted,
         batch_size=batch_size,
         min_position=earliest,
+        stop_at_layer=stop,
     )
     total = (len(sequences) + batch_size - 1) // batch_size
     for batch in tqdm(batches, total=total, disable=not progress, desc="activations"):
