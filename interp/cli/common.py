@@ -261,32 +261,14 @@ def check_saved_result(text: str) -> str:
 
 
 def check_device(text: str) -> str:
-    """A torch device this torch can use: cpu, cuda, cuda:N, mps."""
-    import torch
+    """A torch device this torch can use (the check `load_model` makes, before the model loads)."""
+    from interp.models.errors import ModelLoadError
+    from interp.models.loading import check_device as check_model_device
 
     try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"unknown device {text!r}: use cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda":
-        if torch.version.cuda is None:
-            raise ValueError(
-                f"this torch ({torch.__version__}) is built without CUDA: use --device cpu, or "
-                f"install a CUDA build (see https://pytorch.org/get-started/locally/, e.g. "
-                f"`pip install torch --index-url https://download.pytorch.org/whl/cu124`)"
-            )
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"torch {torch.__version__} has CUDA {torch.version.cuda} but sees no GPU (check "
-                f"the driver and CUDA_VISIBLE_DEVICES): use --device cpu"
-            )
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"{text}: only {torch.cuda.device_count()} CUDA device(s) are visible "
-                f"(cuda:0..cuda:{torch.cuda.device_count() - 1})"
-            )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("this torch cannot use MPS here: use --device cpu")
+        check_model_device(text)
+    except ModelLoadError as error:
+        raise ValueError(str(error)) from None
     return text
 
 

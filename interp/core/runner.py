@@ -150,6 +150,11 @@ def decoding_state(
     return TokenState.for_tokens(tokens, mask, prompt_lengths)
 
 
+def unembedding_hooks(model) -> list[str]:
+    """Hook names on the unembedding: with `logits_to_keep` they see fewer positions."""
+    return [n for n in model.hook_dict if n.startswith("unembed.") or n == "hook_unembed"]
+
+
 def keeps_last_logits(model) -> bool:
     """Whether a decoding step may unembed the last position only: the Hugging Face model takes
     `logits_to_keep` (every recent causal LM does) and no hook is attached to the unembedding,
@@ -157,11 +162,7 @@ def keeps_last_logits(model) -> bool:
     hf_model = getattr(model, "original_model", None)
     if hf_model is None:
         return False
-    if any(
-        point.fwd_hooks
-        for name, point in model.hook_dict.items()
-        if name.startswith("unembed.") or name == "hook_unembed"
-    ):
+    if any(model.hook_dict[name].fwd_hooks for name in unembedding_hooks(model)):
         return False
     return "logits_to_keep" in inspect.signature(type(hf_model).forward).parameters
 
@@ -269,9 +270,7 @@ def shared_prefix_batches(
         # are thrown away: unembed one position (a quarter of a forward over a 150k vocabulary).
         last_only = {"logits_to_keep": 1} if keeps_last_logits(model) else {}
         reads_unembedding = names_filter is not None and any(
-            names_filter(name)
-            for name in model.hook_dict
-            if name.startswith("unembed.") or name == "hook_unembed"
+            names_filter(name) for name in unembedding_hooks(model)
         )
         shared_cache = None
         if shared > 0:

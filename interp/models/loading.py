@@ -90,20 +90,28 @@ def load_model(
 
 
 def check_device(device: str | torch.device) -> None:
-    """Require `device` to name a device this torch can use; say what to do otherwise."""
+    """Require `device` to name a device this torch can use; say what to do otherwise (the CLI's
+    `--device` check is this one)."""
     try:
         parsed = torch.device(device)
-    except (RuntimeError, TypeError) as error:
+    except (RuntimeError, TypeError, ValueError):
         raise ModelLoadError(
-            f"Unknown device {device!r} ({error}). Use cpu, cuda, cuda:N or mps."
-        ) from error
+            f"Unknown device {device!r}: use cpu, cuda, cuda:N or mps (an unknown device "
+            f"{device!r} cannot hold the model)."
+        ) from None
     if parsed.type == "cuda":
+        if torch.version.cuda is None:
+            raise ModelLoadError(
+                f"Device {device!r} needs CUDA, but this torch ({torch.__version__}) is built "
+                f"without CUDA. Use device 'cpu' (--device cpu), or install a CUDA build of torch "
+                f"on a machine with a GPU (e.g. `pip install torch --index-url "
+                f"https://download.pytorch.org/whl/cu124`)."
+            )
         if not torch.cuda.is_available():
             raise ModelLoadError(
-                f"Device {device!r} needs CUDA, but this torch ({torch.__version__}) cannot use "
-                f"it (torch.cuda.is_available() is False: a CPU-only build, or no GPU or driver "
-                f"visible). Use device 'cpu', or install a CUDA build of torch on a machine "
-                f"with a GPU."
+                f"Device {device!r} needs CUDA, but this torch ({torch.__version__}, CUDA "
+                f"{torch.version.cuda}) sees no GPU (check the driver and CUDA_VISIBLE_DEVICES). "
+                f"Use device 'cpu' (--device cpu)."
             )
         count = torch.cuda.device_count()
         if parsed.index is not None and parsed.index >= count:
