@@ -55,8 +55,10 @@ def tiny_model(
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
     n_ctx: int = 128,
+    device: str | torch.device = "cpu",
 ):
-    """Boot a TransformerBridge over a random tiny model (float32: HF eager attention yields NaN on left-padded float64 rows)."""
+    """Boot a TransformerBridge over a random tiny model on `device` (float32: HF eager attention
+    yields NaN on left-padded float64 rows)."""
     from transformer_lens.model_bridge import TransformerBridge
 
     tokenizer = char_tokenizer()
@@ -80,9 +82,13 @@ def tiny_model(
         hf_model = LlamaForCausalLM(LlamaConfig(**common))
     else:
         raise ValueError(f"unknown tiny architecture {architecture!r}; use 'qwen2' or 'llama'")
-    hf_model = hf_model.to(dtype).eval()
+    hf_model = hf_model.to(device=device, dtype=dtype).eval()
     bridge = TransformerBridge.boot_transformers(
-        f"interp-tiny-{architecture}", hf_model=hf_model, tokenizer=tokenizer, dtype=dtype
+        f"interp-tiny-{architecture}",
+        hf_model=hf_model,
+        tokenizer=tokenizer,
+        dtype=dtype,
+        device=str(device),  # without it TransformerLens names cuda whenever one exists
     )
     bridge.eval()
     return bridge

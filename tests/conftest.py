@@ -1,4 +1,8 @@
-"""Shared fixtures: tiny random models of real architectures (structure tests)."""
+"""Shared fixtures: tiny random models of real architectures (structure tests), and the device
+that tests/test_device.py runs on (`--interp-device cuda` or INTERP_TEST_DEVICE=cuda; cpu by
+default, so CI runs them on the CPU)."""
+
+import os
 
 import pytest
 import torch
@@ -6,6 +10,31 @@ import torch
 from interp.testing import tiny_model
 
 torch.set_num_threads(2)
+
+DEVICE_VARIABLE = "INTERP_TEST_DEVICE"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--interp-device",
+        default=None,
+        help=f"device for tests/test_device.py: cpu, cuda or cuda:N (default: ${DEVICE_VARIABLE}, else cpu)",
+    )
+
+
+@pytest.fixture(scope="session")
+def device_under_test(request) -> torch.device:
+    """The device the device-sensitive tests run on; a device this torch cannot use fails them
+    with the reason (asking for cuda where there is none must not pass quietly on the CPU)."""
+    from interp.models.errors import ModelLoadError
+    from interp.models.loading import check_device
+
+    name = request.config.getoption("--interp-device") or os.environ.get(DEVICE_VARIABLE) or "cpu"
+    try:
+        check_device(name)
+    except ModelLoadError as error:
+        pytest.fail(f"--interp-device / {DEVICE_VARIABLE}={name!r}: {error}", pytrace=False)
+    return torch.device(name)
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,7 @@ CASES = [
     (["math-eval", *A, "--random-red", "-0.5"], "--random-red: must be a number of at least 0"),
     (["prefix-swap", *A, "--donor-random-red", "-1"], "a norm cannot be negative"),
     (["number-probe", *A, "--red-bias-norm", "-1"], "--red-bias-norm: must be a number of at least 0"),
+    (["number-probe", *A, "--float32-confirmation", "0"], "--float32-confirmation: must be a number above 0"),
     (["faithfulness", *A, "--red-bias-norm", "inf"], "--red-bias-norm: expected a finite number"),
     (["generate", *A, "--prompt", "x", "--temperature", "-1"], "--temperature: must be a number above 0"),
     (["train", *A, "--lr", "nan"], "--lr: expected a finite number"),

@@ -21,6 +21,7 @@ from interp.analyses import (
     thought_states,
 )
 from interp.core.digit_answers import PushSweep, greedy_outcomes
+from interp.core.float32_confirmation import DEFAULT_MARGIN, Float32Confirmation
 from interp.core.runner import forward
 from interp.data.arithmetic import (
     addition_problems,
@@ -36,6 +37,7 @@ from interp.interventions.lora import LoRADelta
 from interp.models import dtypes
 from interp.models.adder import sample_problems, teacher_forced_accuracy
 from interp.models.errors import ModelLoadError
+from interp.models.loading import reload_as
 from interp.results import reuse_or_run
 from interp.testing import lowercase_triples, position_rule_examples, tiny_model
 from interp.text.thoughts import Response
@@ -353,6 +355,75 @@ def test_push_sweep_equals_full_forwards_in_bfloat16(adder16):
         full = greedy_outcomes(adder16, rows, digits, [push(strength)], batch_size=16)
         assert torch.equal(outcome.correct, full.correct), strength
         assert torch.equal(outcome.moved, full.moved), strength
+
+
+@pytest.fixture(scope="module")
+def adder32():
+    return interp.load_model("adder4")
+
+
+def test_reload_as_gives_the_sources_float32_weights(adder16, adder32):
+    twin = reload_as(adder16, "float32")
+    assert twin.cfg.dtype == torch.float32
+    for (name, mine), (_, source) in zip(twin.named_parameters(), adder32.named_parameters()):
+        assert torch.equal(mine, source), name  # not the bf16 weights cast back up
+
+
+def _breaking_sweep(model):
+    """Rows, digits and a push along a fixed random direction strong enough to break sums."""
+    rows = encode_problems(addition_problems(64, 4, seed=9), model.tokenizer, "compact")
+    direction = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(3))
+
+    def push(amounts):
+        return Edit("blocks.2.hook_resid_post", PushAlong(direction, amounts, 1.0))
+
+    return rows, digit_token_ids(model.tokenizer), push, [-120.0, -60.0, 0.0, 60.0, 120.0]
+
+
+def test_confirmation_decides_the_close_calls_in_float32(adder16, adder32):
+    rows, digits, push, strengths = _breaking_sweep(adder16)
+    exact = PushSweep(adder32, rows, digits, push, 2, batch_size=16).outcomes(strengths)
+    rough = PushSweep(adder16, rows, digits, push, 2, batch_size=16, margins=True)
+    rough = rough.outcomes(strengths)
+    assert any(not bool(o.correct.all()) for o in exact)  # the pushes do break sums
+    everything = Float32Confirmation(adder32, margin=float("inf"))
+    nothing = Float32Confirmation(adder32, margin=1e-6)
+    for strength, want, got in zip(strengths, exact, rough):
+
+        def again(close, strength=strength):
+            return greedy_outcomes(adder32, [rows[i] for i in close], digits, [push(strength)])
+
+        redone = everything.confirm(got, again)
+        assert torch.equal(redone.correct, want.correct) and torch.equal(redone.moved, want.moved)
+        kept = nothing.confirm(got, again)
+        assert torch.equal(kept.correct, got.correct) and torch.equal(kept.moved, got.moved)
+    assert everything.checked == everything.outcomes_seen == len(rows) * len(strengths)
+    assert nothing.checked == sum(int((o.margin < 1e-6).sum()) for o in rough)
+
+
+def test_a_bfloat16_sweep_with_confirmation_gives_the_float32_sweep(
+    adder16, adder32, adder16_probe
+):
+    layer = adder16_probe.best_layer("last")
+    options = dict(layers=(layer,), n_problems=100, style="compact", n_bootstrap=20)
+    exact = perturbation.run(adder32, adder16_probe, batch_size=128, **options)
+    confirmed = perturbation.run(
+        adder16,
+        adder16_probe,
+        batch_size=128,
+        float32_model=adder32,
+        float32_confirmation_margin=DEFAULT_MARGIN,
+        **options,
+    )
+    assert confirmed.signed_strengths() == exact.signed_strengths()
+    assert exact.tensors["errors"].any()  # the grid reaches strengths that break sums
+    for name in ("base_correct", "errors", "moved"):
+        assert torch.equal(confirmed.tensors[name], exact.tensors[name]), name
+    summary = confirmed.meta["float32_confirmation"]
+    assert summary["recomputed_in_float32"] < summary["outcomes"] / 2  # only the close calls
+    assert "float32_confirmation" not in exact.meta
+    unconfirmed = perturbation.run(adder16, adder16_probe, batch_size=128, **options)
+    assert "float32_confirmation" not in unconfirmed.meta  # off unless a margin is given
 
 
 PROBLEMS = [

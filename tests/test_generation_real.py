@@ -1,5 +1,6 @@
-"""The decoding loop on a shipped real model: token-for-token equal to HF `generate`, and edits
-that give the same tokens with and without the KV cache, batched and one by one."""
+"""The decoding loop on a shipped real model: token-for-token equal to HF `generate` (with a
+hand-written hook for an edit), the direct path equal to the bridge's, and edits that give the
+same tokens with and without the KV cache, batched and one by one."""
 
 import pytest
 import torch
@@ -7,7 +8,8 @@ import torch
 from interp.core.positions import PromptAndFirstGenerated, boundary_tokens
 from interp.core.tokens import left_pad
 from interp.decoding import generate
-from interp.interventions import AddVector, Edit
+from interp.decoding.direct import DirectForward, bridge_forwards, decoding_forward
+from interp.interventions import AddVector, Edit, edits
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +29,14 @@ def chat(tokenizer, text):
 
 @pytest.fixture(scope="module")
 def plain_hf():
-    """The same weights as a plain Hugging Face model, untouched by TransformerLens."""
+    """The same weights as a plain Hugging Face model loaded on its own (its default attention),
+    untouched by TransformerLens: the anchor the direct decoding path must equal."""
     from transformers import AutoModelForCausalLM
 
     from interp.models import preset_folder
 
     folder = preset_folder("smollm2-135m-instruct")
-    return AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
+    return AutoModelForCausalLM.from_pretrained(folder).eval()
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +97,54 @@ def test_edits_give_the_same_tokens_with_and_without_cache(smollm2, prompts, rul
     assert any(any(e) for e in cached.edited)
     plain = generate(smollm2, prompts, max_new_tokens=12)
     assert plain.tokens != cached.tokens  # the edit does something
+
+
+def test_an_edit_equals_hf_generate_with_a_hand_written_hook(smollm2, plain_hf, prompts):
+    """A vector added to the input of block 12 at every position, batched and alone: interp's
+    direct path gives the tokens of Hugging Face `generate` with a forward pre-hook doing that."""
+    tokenizer = smollm2.tokenizer
+    torch.manual_seed(0)
+    vector = torch.randn(smollm2.cfg.d_model)
+    vector = vector / vector.norm() * 4
+    edit_list = [Edit("blocks.12.hook_resid_pre", AddVector(vector))]
+    with edits(smollm2, edit_list), decoding_forward(smollm2) as forward:
+        assert isinstance(forward, DirectForward)
+    ours = generate(smollm2, prompts, edit_list=edit_list, max_new_tokens=16, batch_size=4)
+
+    def add_vector(module, args, kwargs):
+        if args:
+            return (args[0] + vector, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": kwargs["hidden_states"] + vector}
+
+    tokens, mask = left_pad(prompts, tokenizer.pad_token_id)
+    handle = plain_hf.model.layers[12].register_forward_pre_hook(add_vector, with_kwargs=True)
+    try:
+        options = dict(max_new_tokens=16, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        hf = plain_hf.generate(tokens, attention_mask=mask, **options)[:, tokens.shape[1] :]
+        alone = [plain_hf.generate(torch.tensor([p]), **options)[0, len(p) :] for p in prompts]
+    finally:
+        handle.remove()
+    for row, generated in enumerate(ours.tokens):  # HF pads a row after its EOS; interp stops
+        assert generated == hf[row, : len(generated)].tolist()
+        assert generated == alone[row][: len(generated)].tolist()
+        assert len(generated) == 16 or ours.finish_reasons[row] == "eos"
+    plain = generate(smollm2, prompts, max_new_tokens=16, batch_size=4)
+    assert plain.tokens != ours.tokens  # the vector changes what the model writes
+
+
+def test_direct_path_equals_the_bridge_path_with_a_boundary_edit(smollm2, prompts):
+    rule = boundary_tokens(smollm2.tokenizer)
+    boundary_id = rule.token_ids[0]
+    prompts = [p[:-5] + [boundary_id] + p[-5:] for p in prompts]
+    torch.manual_seed(0)
+    edit_list = [
+        Edit("blocks.10.hook_resid_pre", AddVector(torch.randn(smollm2.cfg.d_model) * 4), rule)
+    ]
+    direct = generate(smollm2, prompts, edit_list=edit_list, max_new_tokens=12)
+    with bridge_forwards():
+        bridged = generate(smollm2, prompts, edit_list=edit_list, max_new_tokens=12)
+    assert direct.tokens == bridged.tokens
+    assert direct.edited == bridged.edited
+    assert any(any(e) for e in direct.edited)
+    for a, b in zip(direct.logprobs, bridged.logprobs, strict=True):
+        assert a == pytest.approx(b, abs=1e-3)

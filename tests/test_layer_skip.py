@@ -60,6 +60,25 @@ def test_cut_forward_matches_on_the_trained_adder():
     )  # big pushes break some
 
 
+def test_a_row_alone_gets_the_outcome_it_gets_in_a_batch(tiny):
+    """One row shares its whole prompt with itself: its last prompt token must still be computed
+    (it predicts the answer's first token), by `greedy_outcomes` and by the sweep."""
+    rows = encode_problems(addition_problems(6, 2, seed=5), tiny.tokenizer, "numprobe")
+    digits = digit_token_ids(tiny.tokenizer)
+    direction = torch.randn(tiny.cfg.d_model, generator=torch.Generator().manual_seed(3))
+    push = _push_factory(tiny, 1, direction, 1.0, AllPositions())
+    together = greedy_outcomes(tiny, rows, digits, [push(3.0)], margins=True)
+    swept = PushSweep(tiny, rows, digits, push, 1, margins=True).outcomes([3.0])[0]
+    for i, row in enumerate(rows):
+        alone = greedy_outcomes(tiny, [row], digits, [push(3.0)], margins=True)
+        assert bool(alone.correct[0]) == bool(together.correct[i])
+        assert int(alone.moved[0]) == int(together.moved[i])
+        assert float(alone.margin[0]) == pytest.approx(float(together.margin[i]), abs=1e-4)
+        swept_alone = PushSweep(tiny, [row], digits, push, 1, margins=True).outcomes([3.0])[0]
+        assert bool(swept_alone.correct[0]) == bool(swept.correct[i])
+        assert float(swept_alone.margin[0]) == pytest.approx(float(swept.margin[i]), abs=1e-4)
+
+
 def test_a_push_on_a_block_output_starts_at_the_next_block(tiny_llama):
     """resid_post of block 1 is the input of block 2: block 1 is not rerun; other sites start at 1."""
     model = tiny_llama

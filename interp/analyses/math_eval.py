@@ -15,6 +15,7 @@ decoding again.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -22,7 +23,6 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import plotly.graph_objects as go
-from tqdm.auto import tqdm
 
 from interp.data.math_prompts import (
     MATH_PROMPT_STYLES,
@@ -33,6 +33,7 @@ from interp.data.math_prompts import (
 from interp.data.math_sets import MathProblem, load_problems, problem_ids_sha, subset
 from interp.decoding import GenerationConfig, generate
 from interp.decoding.processors import LogitProcessor
+from interp.distributed import Replica, WorkerPool, check_workers, run_units
 from interp.figures.math import math_eval_figure
 from interp.interventions.arms import Arm, describe_edit
 from interp.models import model_name
@@ -175,6 +176,8 @@ def run(
     grade_timeout: float = 5.0,
     progress: bool = True,
     reuse: Sequence[MathEvalResult] = (),
+    workers: int | WorkerPool = 1,
+    ray_address: str | None = None,
     **generation: Any,
 ) -> MathEvalResult:
     """Decode an answer to each problem (with `edit_list` hooked in), grade it, and return the rows.
@@ -184,6 +187,10 @@ def run(
     temperature, top_k, top_p, stop_strings, use_cache (sampling is seeded with `seed`).
     `reuse`: earlier results of the same model and decoding settings; their rows for these
     problems are taken instead of decoding again (e.g. a 40-problem run inside a 100-problem one).
+    `workers` > 1 decodes the batches on that many Ray workers, or on a `WorkerPool`
+    (`interp.distributed.run_units`; `ray_address` names a cluster, else the one `ray.init`
+    joined, else a local one); the rows are the ones one process writes (same tokens and grades;
+    log-probabilities to float rounding).
     """
     for name, value in (
         ("max_new_tokens", max_new_tokens),
@@ -192,6 +199,7 @@ def run(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    check_workers(workers)
     arm = Arm.of(model, edit_list, name="model")
     unknown = set(generation) - set(GENERATION_OVERRIDES)
     if unknown:
@@ -256,26 +264,38 @@ def run(
         partial.append(list(reused.values()))
     pending = [(i, p) for i, p in enumerate(problems) if p.id not in done]
     prompts = {p.id: build_prompt(p, tokenizer, prompt_style, n_shots, seed) for _, p in pending}
-    batches = range(0, len(pending), batch_size)
-    for start in tqdm(batches, desc=f"math-eval {arm.name}", disable=not progress or not pending):
-        chunk = pending[start : start + batch_size]
-        decoded = generate(
-            arm.model,
-            [prompts[p.id] for _, p in chunk],
-            edit_list=arm.edit_list,
-            config=generation_config,
-            logit_processors=logit_processors,
-            # sampling seeds follow the problem's index, so resuming samples what a full run would
-            seed=seed + chunk[0][0],
-        )
-        rows = [
-            problem_row(index, problem, prompts[problem.id], decoded, j, tokenizer, grade_timeout)
-            for j, (index, problem) in enumerate(chunk)
+    units = [
+        [
+            (index, problem, prompts[problem.id])
+            for index, problem in pending[start : start + batch_size]
         ]
+        for start in range(0, len(pending), batch_size)
+    ]
+    work = functools.partial(
+        decode_unit,
+        arm_name=arm.name,
+        generation_config=generation_config,
+        logit_processors=tuple(logit_processors),
+        seed=seed,
+        grade_timeout=grade_timeout,
+    )
+
+    def record(_: int, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             done[row["id"]] = row
         if partial:
             partial.append(rows)
+
+    run_units(
+        units,
+        work,
+        [arm],
+        workers=workers,
+        address=ray_address,
+        on_result=record,
+        progress=progress,
+        desc=f"math-eval {arm.name}",
+    )
     result = MathEvalResult(
         config=config, tables={"problems": [done[p.id] for p in problems]}, meta=meta
     )
@@ -284,6 +304,34 @@ def run(
         result.save(out)
         partial.finish()
     return result
+
+
+def decode_unit(
+    replica: Replica,
+    unit: Sequence[tuple[int, MathProblem, str]],
+    *,
+    arm_name: str,
+    generation_config: GenerationConfig,
+    logit_processors: Sequence[LogitProcessor],
+    seed: int,
+    grade_timeout: float,
+) -> list[dict[str, Any]]:
+    """One unit of work: decode a batch of (index, problem, prompt) with the arm and grade it."""
+    arm = replica.arm(arm_name)
+    decoded = generate(
+        arm.model,
+        [prompt for _, _, prompt in unit],
+        edit_list=arm.edit_list,
+        config=generation_config,
+        logit_processors=logit_processors,
+        # sampling seeds follow the problem's index, so resuming samples what a full run would
+        seed=seed + unit[0][0],
+    )
+    tokenizer = arm.model.tokenizer
+    return [
+        problem_row(index, problem, prompt, decoded, j, tokenizer, grade_timeout)
+        for j, (index, problem, prompt) in enumerate(unit)
+    ]
 
 
 # Config fields that do not change what is decoded for one problem.

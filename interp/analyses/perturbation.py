@@ -11,6 +11,7 @@ Exact greedy correctness comes from one teacher-forced forward per (problem, str
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 
 from interp.analyses.number_probe import NumberProbeResult
 from interp.core.digit_answers import PushSweep, greedy_outcomes
+from interp.core.float32_confirmation import Float32Confirmation
 from interp.core.positions import AllPositions, PositionRule
 from interp.data.arithmetic import (
     ArithmeticDataError,
@@ -29,7 +31,9 @@ from interp.data.arithmetic import (
     encode_problems,
     with_prompt_template,
 )
+from interp.distributed import Replica, WorkerPool, check_workers, run_units
 from interp.interventions import Edit, EditError, PushAlong
+from interp.interventions.arms import Arm
 from interp.models import model_name
 from interp.results import Result
 from interp.stats import threshold_with_ci, wilson_interval
@@ -53,6 +57,9 @@ class PerturbationConfig:
     seed: int = 1
     batch_size: int = 32
     layer_skip: bool = True  # run only the blocks from the push layer up (False: full forwards)
+    # a bfloat16 model's outcomes closer than this (logits) are decided again in float32
+    # (interp.core.float32_confirmation; e.g. its DEFAULT_MARGIN); None: never. Unused in float32.
+    float32_confirmation_margin: float | None = None
 
 
 @dataclass
@@ -87,8 +94,23 @@ class PerturbationResult(Result):
         return error_curve_figure(self)
 
 
-def run(model, probe: NumberProbeResult, **overrides) -> PerturbationResult:
-    """Sweep push strengths (both signs) at each layer; error rate, direction of errors, x*."""
+def run(
+    model,
+    probe: NumberProbeResult,
+    *,
+    float32_model=None,
+    workers: int | WorkerPool = 1,
+    ray_address: str | None = None,
+    **overrides,
+) -> PerturbationResult:
+    """Sweep push strengths (both signs) at each layer; error rate, direction of errors, x*.
+
+    On a bfloat16 model, outcomes within `float32_confirmation_margin` logits of going the other
+    way are decided again by `float32_model` (loaded from the model's source when not given).
+    `workers` > 1 (or a `WorkerPool`): one unit per layer (its bracketing and its whole strength
+    grid, so the blocks below the layer still run once) on Ray workers (`interp.distributed`).
+    """
+    check_workers(workers)
     config = with_prompt_template(PerturbationConfig(**overrides), model.tokenizer)
     for name, value in (("n_problems", config.n_problems), ("batch_size", config.batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -117,7 +139,10 @@ def run(model, probe: NumberProbeResult, **overrides) -> PerturbationResult:
         style,
     )
     digit_ids = digit_token_ids(model.tokenizer)
-    base = greedy_outcomes(model, encoded, digit_ids, batch_size=config.batch_size, progress=True)
+    confirmation = Float32Confirmation.for_model(
+        model, config.float32_confirmation_margin, float32_model
+    )
+    base = confirmed_outcomes(model, encoded, digit_ids, (), config.batch_size, confirmation)
     correct = [e for e, ok in zip(encoded, base.correct.tolist()) if ok]
     if not correct:
         raise ArithmeticDataError(
@@ -125,29 +150,42 @@ def run(model, probe: NumberProbeResult, **overrides) -> PerturbationResult:
             f"({style} prompts): use fewer digits, another prompt style, or a stronger model"
         )
     n = len(correct)
-    grids, coarse_rows = [], []
-    for layer in layers:
-        if config.strengths:
-            grids.append(sorted(set(abs(s) for s in config.strengths if s != 0)))
-            continue
-        few = _pusher(
-            model, probe, layer, correct[: config.coarse_problems], digit_ids, rule, config
-        )
-        grid, rows = _bracket(few, layer, config)
-        grids.append(grid)
-        coarse_rows.extend(rows)
-    n_strengths = len(grids[0])
-    errors = torch.zeros(len(layers), 2 * n_strengths, n, dtype=torch.bool)
-    moved = torch.zeros(len(layers), 2 * n_strengths, n, dtype=torch.long)
-    signed_grid = []
-    for li, layer in enumerate(layers):
-        signed = [-m for m in reversed(grids[li])] + grids[li]
-        signed_grid.append(signed)
-        pusher = _pusher(model, probe, layer, correct, digit_ids, rule, config)
-        for si, outcome in enumerate(pusher(signed, progress=True)):
-            errors[li, si] = ~outcome.correct
-            moved[li, si] = outcome.moved
+    local = not isinstance(workers, WorkerPool) and workers == 1
+    work = functools.partial(
+        sweep_layer,
+        probe=probe,
+        rows=correct,
+        digit_ids=digit_ids,
+        rule=rule,
+        config=config,
+        # a worker makes its own float32 copy (from the model's source) where one is needed
+        confirmation=confirmation if local else None,
+        progress=local,
+    )
+
+    def record(_: int, swept: LayerSweep) -> None:
+        if confirmation is not None and not local:
+            confirmation.outcomes_seen += swept.confirmed[0]
+            confirmation.checked += swept.confirmed[1]
+            confirmation.changed += swept.confirmed[2]
+
+    sweeps = run_units(
+        layers,
+        work,
+        [Arm.of(model)],
+        workers=workers,
+        address=ray_address,
+        on_result=record,
+        progress=False,
+        desc="push sweep",
+    )
+    grids = [swept.grid for swept in sweeps]
+    coarse_rows = [row for swept in sweeps for row in swept.coarse_rows]
+    signed_grid = [[-m for m in reversed(grid)] + grid for grid in grids]
+    errors = torch.stack([swept.errors for swept in sweeps])
+    moved = torch.stack([swept.moved for swept in sweeps])
     tensors, table = _summarise(layers, signed_grid, grids, errors, moved, config)
+    tensors["base_correct"] = base.correct.clone()  # which problems the sweep's rows are
     meta = {
         "model": model_name(model),
         "style": style,
@@ -155,6 +193,8 @@ def run(model, probe: NumberProbeResult, **overrides) -> PerturbationResult:
         "n_base_correct": n,
         "base_accuracy": n / len(encoded),
     }
+    if confirmation is not None:
+        meta["float32_confirmation"] = confirmation.summary()
     tables = {"sweep": table, "coarse": coarse_rows}
     return PerturbationResult(config=config, tensors=tensors, tables=tables, meta=meta)
 
@@ -167,18 +207,24 @@ def edit_breaks(
     seed: int = 1,
     style=None,
     batch_size: int = 32,
+    float32_confirmation_margin: float | None = None,
+    float32_model=None,
 ) -> dict:
-    """How many problems the unedited model gets right does an edit break? (a direct check of x*)"""
+    """How many problems the unedited model gets right does an edit break? (a direct check of x*)
+
+    On a bfloat16 model, close calls are decided again in float32 as in `run`.
+    """
     style = style or default_style(model.tokenizer)
     encoded = encode_problems(
         addition_problems(n_problems, digits, seed=seed), model.tokenizer, style
     )
     digit_ids = digit_token_ids(model.tokenizer)
-    base = greedy_outcomes(model, encoded, digit_ids, batch_size=batch_size)
+    confirmation = Float32Confirmation.for_model(model, float32_confirmation_margin, float32_model)
+    base = confirmed_outcomes(model, encoded, digit_ids, (), batch_size, confirmation)
     correct = [e for e, ok in zip(encoded, base.correct.tolist()) if ok]
     if not correct:
         raise ArithmeticDataError(f"the unedited model gets none of {n_problems} problems right")
-    edited = greedy_outcomes(model, correct, digit_ids, edit_list, batch_size=batch_size)
+    edited = confirmed_outcomes(model, correct, digit_ids, edit_list, batch_size, confirmation)
     broken = int((~edited.correct).sum())
     low, high = wilson_interval(broken, len(correct))
     return {
@@ -187,15 +233,95 @@ def edit_breaks(
         "broken_rate": broken / len(correct),
         "broken_low": low,
         "broken_high": high,
+        **({"float32_confirmation": confirmation.summary()} if confirmation else {}),
     }
 
 
-def _pusher(model, probe, layer, rows, digit_ids, rule, config):
+def confirmed_outcomes(model, rows, digit_ids, edit_list, batch_size, confirmation):
+    """`greedy_outcomes`, with the close calls decided again in float32 when `confirmation` is set."""
+    if confirmation is None:
+        return greedy_outcomes(model, rows, digit_ids, edit_list, batch_size, progress=True)
+    outcome = greedy_outcomes(
+        model, rows, digit_ids, edit_list, batch_size, progress=True, margins=True
+    )
+    return confirmation.confirm(
+        outcome,
+        lambda close: greedy_outcomes(
+            confirmation.model, [rows[i] for i in close], digit_ids, edit_list, batch_size
+        ),
+    )
+
+
+@dataclass
+class LayerSweep:
+    """One layer's sweep: its strength grid, the coarse rows that chose it, and per signed
+    strength and problem whether the answer broke and which way it moved."""
+
+    grid: list[float]
+    coarse_rows: list[dict]
+    errors: torch.Tensor  # [2 * strengths, problems] bool
+    moved: torch.Tensor  # [2 * strengths, problems] long
+    confirmed: tuple[int, int, int] = (0, 0, 0)  # float32 confirmation counts of this unit
+
+
+def sweep_layer(
+    replica: Replica,
+    layer: int,
+    *,
+    probe: NumberProbeResult,
+    rows,
+    digit_ids,
+    rule: PositionRule,
+    config: PerturbationConfig,
+    confirmation: Float32Confirmation | None,
+    progress: bool,
+) -> LayerSweep:
+    """One unit of work: bracket (unless strengths are fixed) and sweep the pushes at `layer`."""
+    model = replica.model
+    if confirmation is None:
+        confirmation = Float32Confirmation.for_model(model, config.float32_confirmation_margin)
+    before = _confirmation_counts(confirmation)
+    coarse_rows: list[dict] = []
+    if config.strengths:
+        grid = sorted(set(abs(s) for s in config.strengths if s != 0))
+    else:
+        few = _pusher(
+            model,
+            probe,
+            layer,
+            rows[: config.coarse_problems],
+            digit_ids,
+            rule,
+            config,
+            confirmation,
+        )
+        grid, coarse_rows = _bracket(few, layer, config)
+    signed = [-m for m in reversed(grid)] + grid
+    pusher = _pusher(model, probe, layer, rows, digit_ids, rule, config, confirmation)
+    outcomes = pusher(signed, progress=progress)
+    after = _confirmation_counts(confirmation)
+    return LayerSweep(
+        grid=grid,
+        coarse_rows=coarse_rows,
+        errors=torch.stack([~outcome.correct for outcome in outcomes]),
+        moved=torch.stack([outcome.moved.long() for outcome in outcomes]),
+        confirmed=tuple(a - b for a, b in zip(after, before)),
+    )
+
+
+def _confirmation_counts(confirmation: Float32Confirmation | None) -> tuple[int, int, int]:
+    if confirmation is None:
+        return (0, 0, 0)
+    return (confirmation.outcomes_seen, confirmation.checked, confirmation.changed)
+
+
+def _pusher(model, probe, layer, rows, digit_ids, rule, config, confirmation=None):
     """A function strengths -> greedy outcomes of `rows` under pushes along the probe at `layer`.
 
     With `config.layer_skip` the residual entering the layer is computed once and each strength
     runs only the blocks from `layer` up (`interp.core.digit_answers.PushSweep`); otherwise every
     strength is a full forward with the push hooked in. Both give the same outcomes (tested).
+    With `confirmation`, each strength's close calls are decided again by full float32 forwards.
     """
     direction = probe.direction(layer, config.probe_position)
     unit = probe.unit_length(layer, config.probe_position)
@@ -204,17 +330,40 @@ def _pusher(model, probe, layer, rows, digit_ids, rule, config):
     def push(amounts) -> Edit:
         return Edit(hook, PushAlong(direction, amounts, unit), rule)
 
+    margins = confirmation is not None
     if config.layer_skip:
-        sweep = PushSweep(model, rows, digit_ids, push, layer, config.batch_size)
-        return sweep.outcomes
+        sweep = PushSweep(
+            model, rows, digit_ids, push, layer, config.batch_size, margins=margins
+        ).outcomes
+    else:
 
-    def full_forwards(strengths, progress=False):
+        def sweep(strengths, progress=False):
+            return [
+                greedy_outcomes(
+                    model, rows, digit_ids, [push(s)], config.batch_size, margins=margins
+                )
+                for s in tqdm(strengths, disable=not progress, desc=f"pushes at layer {layer}")
+            ]
+
+    if confirmation is None:
+        return sweep
+
+    def confirmed(strengths, progress=False):
         return [
-            greedy_outcomes(model, rows, digit_ids, [push(s)], config.batch_size)
-            for s in tqdm(strengths, disable=not progress, desc=f"pushes at layer {layer}")
+            confirmation.confirm(
+                outcome,
+                lambda close, s=s: greedy_outcomes(
+                    confirmation.model,
+                    [rows[i] for i in close],
+                    digit_ids,
+                    [push(s)],
+                    config.batch_size,
+                ),
+            )
+            for s, outcome in zip(strengths, sweep(strengths, progress=progress))
         ]
 
-    return full_forwards
+    return confirmed
 
 
 def _bracket(pusher, layer, config):

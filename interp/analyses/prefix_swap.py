@@ -21,6 +21,7 @@ figures are drawn in `interp.figures.math`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -31,7 +32,6 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from tqdm.auto import tqdm
 
 from interp.analyses import math_eval
 from interp.analyses.math_eval import load_finished
@@ -41,6 +41,7 @@ from interp.core.tokens import GenerationError, pad_batch, pad_token_id
 from interp.data.math_prompts import default_stop_strings, prompt_template
 from interp.data.math_sets import MathProblem, load_problems, subset
 from interp.decoding import generate
+from interp.distributed import Replica, WorkerPool, check_workers, pool_for, run_units
 from interp.figures.math import closeness_figure, prefix_swap_figure
 from interp.interventions import Edit
 from interp.interventions.arms import Arm, describe_edit
@@ -127,6 +128,8 @@ def run(
     out: str | os.PathLike | None = None,
     progress: bool = True,
     reuse: Sequence[math_eval.MathEvalResult] = (),
+    workers: int | WorkerPool = 1,
+    ray_address: str | None = None,
 ) -> PrefixSwapResult:
     """Swap the donor's first k answer tokens into the continuer, for every k; grade the answers.
 
@@ -135,6 +138,8 @@ def run(
     capped at `max_new_tokens` in total (prefix + continuation). With `out`, every stage is saved
     as it finishes and a rerun resumes. `reuse`: earlier `math_eval` results; each arm takes the
     rows of those decoded exactly as it would decode (same model, edits and settings).
+    `workers` > 1 (or a `WorkerPool`): both arms' decoding and the swap batches run on Ray
+    workers that load the model once (`interp.distributed`); the closeness scores run here.
     """
     for name, value in (
         ("max_new_tokens", max_new_tokens),
@@ -144,6 +149,7 @@ def run(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    check_workers(workers)
     donor_arm, continuer_arm = (
         Arm.of(given, name=name)
         if isinstance(given, Arm)
@@ -181,45 +187,69 @@ def run(
         finished = load_finished(out / "swap", PrefixSwapResult, config, model=model)
         if finished is not None:
             return finished
-    common = dict(
-        prompt_style=prompt_style,
-        seed=seed,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        progress=progress,
-    )
-    donor_eval = math_eval.run(
-        donor_arm,
-        problems=pool,
-        out=out / "donor" if out else None,
-        reuse=_reusable(reuse, donor_arm, max_new_tokens, prompt_style, seed),
-        **common,
-    )
-    chosen = [r for r in donor_eval.rows if not (only_donor_wrong and r["correct"])][:n_problems]
-    if not chosen:
-        raise ValueError(
-            f"the donor gets all {len(pool)} problems right, so there is nothing to swap on; use "
-            f"a larger pool_size or only_donor_wrong=False"
+    with pool_for(model, workers, ray_address) as shared_workers:
+        common = dict(
+            prompt_style=prompt_style,
+            seed=seed,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            progress=progress,
+            workers=shared_workers,
         )
-    by_id = {p.id: p for p in pool}
-    selected = [by_id[r["id"]] for r in chosen]
-    continuer_eval = math_eval.run(
-        continuer_arm,
-        problems=selected,
-        out=out / "continuer" if out else None,
-        reuse=_reusable(reuse, continuer_arm, max_new_tokens, prompt_style, seed),
-        **common,
-    )
-    swap = SwapState(config, donor_arm, continuer_arm, chosen, continuer_eval.rows, selected)
-    partial = PartialRun(out / "swap", config_to_dict(config), model=model) if out else None
-    done = partial.by_key(("id", "k", "variant")) if partial else {}
-    batches = range(0, len(chosen), batch_size)
-    for start in tqdm(batches, desc="prefix swap", disable=not progress):
-        rows = swap.continue_batch(range(start, min(start + batch_size, len(chosen))), done)
-        for row in rows:
-            done[(row["id"], row["k"], row["variant"])] = row
-        if partial and rows:
-            partial.append(rows)
+        donor_eval = math_eval.run(
+            donor_arm,
+            problems=pool,
+            out=out / "donor" if out else None,
+            reuse=_reusable(reuse, donor_arm, max_new_tokens, prompt_style, seed),
+            **common,
+        )
+        chosen = [r for r in donor_eval.rows if not (only_donor_wrong and r["correct"])]
+        chosen = chosen[:n_problems]
+        if not chosen:
+            raise ValueError(
+                f"the donor gets all {len(pool)} problems right, so there is nothing to swap on; "
+                f"use a larger pool_size or only_donor_wrong=False"
+            )
+        by_id = {p.id: p for p in pool}
+        selected = [by_id[r["id"]] for r in chosen]
+        continuer_eval = math_eval.run(
+            continuer_arm,
+            problems=selected,
+            out=out / "continuer" if out else None,
+            reuse=_reusable(reuse, continuer_arm, max_new_tokens, prompt_style, seed),
+            **common,
+        )
+        swap = SwapState(config, donor_arm, continuer_arm, chosen, continuer_eval.rows, selected)
+        partial = PartialRun(out / "swap", config_to_dict(config), model=model) if out else None
+        done = partial.by_key(("id", "k", "variant")) if partial else {}
+
+        def record(_: int, rows: list[dict[str, Any]]) -> None:
+            for row in rows:
+                done[(row["id"], row["k"], row["variant"])] = row
+            if partial and rows:
+                partial.append(rows)
+
+        work = functools.partial(
+            swap_unit,
+            config=config,
+            arm_names=(donor_arm.name, continuer_arm.name),
+            donor_rows=chosen,
+            continuer_rows=continuer_eval.rows,
+            problems=selected,
+            done=frozenset(done),
+        )
+        run_units(
+            [
+                range(start, min(start + batch_size, len(chosen)))
+                for start in range(0, len(chosen), batch_size)
+            ],
+            work,
+            [donor_arm, continuer_arm],
+            workers=shared_workers,
+            on_result=record,
+            progress=progress,
+            desc="prefix swap",
+        )
     continuations = [
         done[(r["id"], k, variant)] for variant in variants for k in ks for r in chosen
     ]
@@ -318,6 +348,24 @@ def _answer_end(row: dict[str, Any]) -> int | None:
     if row["finish_reason"] == "length":
         return None
     return len(row["output_tokens"])
+
+
+def swap_unit(
+    replica: Replica,
+    indices: range,
+    *,
+    config: PrefixSwapConfig,
+    arm_names: tuple[str, str],
+    donor_rows: list[dict[str, Any]],
+    continuer_rows: list[dict[str, Any]],
+    problems: list[MathProblem],
+    done: frozenset,
+) -> list[dict[str, Any]]:
+    """One unit of work: the missing swap rows of the problems at `indices`, on a replica's
+    donor and continuer arms (named `arm_names`)."""
+    donor, continuer = (replica.arm(name) for name in arm_names)
+    swap = SwapState(config, donor, continuer, donor_rows, continuer_rows, problems)
+    return swap.continue_batch(indices, done)
 
 
 class SwapState:

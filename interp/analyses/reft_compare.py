@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from interp.core.positions import AllPositions, PositionRule, PromptAndFirstGenerated
+from interp.distributed import WorkerPool, check_workers, pool_for
 from interp.figures.training import reft_compare_figure
 from interp.interventions import RED, Edit, LoReFT
 from interp.interventions.lora import LoRA
@@ -215,13 +216,19 @@ def run(
     out: str | os.PathLike = "runs/reft_compare",
     probe_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    workers: int | WorkerPool = 1,
+    ray_address: str | None = None,
     **overrides: Any,
 ) -> ReftCompareResult:
     """Train the arms, decode the GSM8K subset with each, and tabulate accuracy and tokens.
 
     With `probe_dir` (a `number-probe` output folder with `probe/` and `sweep/` for this model),
     each trained RED is also projected on the number direction (share of changes beyond x*).
+    `workers` > 1 (or a `WorkerPool`): each edit arm's decoding runs on Ray workers that load the
+    model once for all arms (`math_eval.run`'s `workers`); training, and decoding the LoRA arm
+    (it changes the model's weights, which the workers do not hold), stay in this process.
     """
+    check_workers(workers)
     config = ReftCompareConfig(**overrides)
     for name, value in (
         ("n_train", config.n_train),
@@ -246,23 +253,26 @@ def run(
     histories: dict[str, TrainResult] = {}
     rows: list[dict[str, Any]] = []
     result = None
-    # train and decode arm by arm, writing the table after each, so a cut-short run keeps its rows
-    for arm in ORDER:
-        source = SOURCE.get(arm, arm)
-        if arm != "base" and source in needed and source not in trained:
-            if encoded is None:
-                pairs = gsm8k_pairs(model.tokenizer, n=config.n_train, seed=config.train_seed)
-                encoded = encode_pairs(
-                    pairs, model.tokenizer, max_answer_tokens=config.max_answer_tokens
+    with pool_for(model, workers, ray_address) as shared_workers:
+        # train and decode arm by arm, writing the table after each, so a cut-short run keeps its rows
+        for arm in ORDER:
+            source = SOURCE.get(arm, arm)
+            if arm != "base" and source in needed and source not in trained:
+                if encoded is None:
+                    pairs = gsm8k_pairs(model.tokenizer, n=config.n_train, seed=config.train_seed)
+                    encoded = encode_pairs(
+                        pairs, model.tokenizer, max_answer_tokens=config.max_answer_tokens
+                    )
+                trained[source], histories[source] = train_arm(
+                    model, source, encoded, config, out, progress=progress
                 )
-            trained[source], histories[source] = train_arm(
-                model, source, encoded, config, out, progress=progress
+            if arm not in config.eval_arms:
+                continue
+            evaluation = _evaluate(
+                model, arm, trained.get(source), config, out, progress, shared_workers
             )
-        if arm not in config.eval_arms:
-            continue
-        evaluation = _evaluate(model, arm, trained.get(source), config, out, progress)
-        rows.append(_row(arm, evaluation, histories.get(source)))
-        result = _tabulate(model, config, rows, histories, probe_dir, out)
+            rows.append(_row(arm, evaluation, histories.get(source)))
+            result = _tabulate(model, config, rows, histories, probe_dir, out)
     if result is None:
         result = _tabulate(model, config, rows, histories, probe_dir, out)
     if probe_dir:
@@ -273,7 +283,15 @@ def run(
     return result
 
 
-def _evaluate(model, arm: str, trained, config: ReftCompareConfig, out: Path, progress: bool):
+def _evaluate(
+    model,
+    arm: str,
+    trained,
+    config: ReftCompareConfig,
+    out: Path,
+    progress: bool,
+    workers: int | WorkerPool = 1,
+):
     """Decode the GSM8K subset with one arm (math_eval resumes from `out/eval/<arm>`)."""
     from interp.analyses import math_eval
 
@@ -290,11 +308,12 @@ def _evaluate(model, arm: str, trained, config: ReftCompareConfig, out: Path, pr
     )
     if arm == "red_prefix_pid_kl":
         kwargs["kl_budget"] = config.kl_budget
-    if arm == "base":
-        return math_eval.run(model, **kwargs)
     if isinstance(trained, LoRA):
         with trained.applied(model):
             return math_eval.run(model, **kwargs)
+    kwargs["workers"] = workers
+    if arm == "base":
+        return math_eval.run(model, **kwargs)
     return math_eval.run(model, edit_list=_decoding_edits(arm, trained, config), **kwargs)
 
 

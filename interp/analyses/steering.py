@@ -34,6 +34,7 @@ from interp.analyses.thought_stats import response_row
 from interp.core.positions import boundary_tokens
 from interp.data.math_sets import MathProblem, problem_ids_sha
 from interp.decoding.processors import TokenPenalty
+from interp.distributed import WorkerPool, check_workers, pool_for
 from interp.figures.seal import steering_figure
 from interp.interventions.steering_vector import VARIANTS, SteeringVector
 from interp.models import model_name
@@ -178,14 +179,19 @@ def run(
     seed: int = 0,
     out: str | os.PathLike | None = None,
     progress: bool = True,
+    workers: int | WorkerPool = 1,
+    ray_address: str | None = None,
 ) -> SteeringResult:
     """Decode `problems` under every arm, grade them, and count thoughts per class in the outputs.
 
     With `out`, each arm's math evaluation is kept in `out/<arm>` (resumable batch by batch).
+    `workers` > 1 (or a `WorkerPool`): each arm's batches are decoded on Ray workers that load the
+    model once for all arms (`math_eval.run`'s `workers`).
     """
     for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    check_workers(workers)
     if not all(math.isfinite(a) for a in (*alphas, main_alpha or 0.0, penalty_value)):
         raise ValueError(
             f"alphas, main_alpha and penalty_value must be finite, got {alphas}, {main_alpha}, {penalty_value}"
@@ -236,41 +242,43 @@ def run(
     by_id = {p.id: p for p in problems}
     boundaries = boundary_tokens(tokenizer)
     arm_rows, problem_rows, base_outputs = [], [], {}
-    for spec in arm_specs(config):
-        edit_list, processors = [], []
-        if spec.kind == "penalty":
-            processors = [TokenPenalty.containing(tokenizer, penalty_strings, penalty_value)]
-        elif spec.kind == "steered":
-            vector = vectors[spec.variant]
-            edit_list = [vector.edit(model, spec.layer, spec.alpha, span=span)]
-        evaluation = math_eval.run(
-            model,
-            problems=problems,
-            edit_list=edit_list,
-            logit_processors=processors,
-            prompt_style=prompt_style,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-            seed=seed,
-            do_sample=do_sample,
-            temperature=temperature,
-            out=None if out is None else Path(out) / spec.name,
-            progress=progress,
-        )
-        per_problem = []
-        for row in evaluation.rows:
-            problem = by_id[row["id"]]
-            response = response_from_row(row, problem)
-            thoughts = segment_response(
-                response, tokenizer, span=span, keywords=config.keywords, boundaries=boundaries
+    with pool_for(model, workers, ray_address) as shared_workers:
+        for spec in arm_specs(config):
+            edit_list, processors = [], []
+            if spec.kind == "penalty":
+                processors = [TokenPenalty.containing(tokenizer, penalty_strings, penalty_value)]
+            elif spec.kind == "steered":
+                vector = vectors[spec.variant]
+                edit_list = [vector.edit(model, spec.layer, spec.alpha, span=span)]
+            evaluation = math_eval.run(
+                model,
+                problems=problems,
+                edit_list=edit_list,
+                logit_processors=processors,
+                prompt_style=prompt_style,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+                seed=seed,
+                do_sample=do_sample,
+                temperature=temperature,
+                out=None if out is None else Path(out) / spec.name,
+                progress=progress,
+                workers=shared_workers,
             )
-            counts = response_row(response, thoughts)
-            per_problem.append({"arm": spec.name, **counts})
-            if spec.kind == "base":
-                base_outputs[row["id"]] = row["output"]
-        changed = sum(r["output"] != base_outputs.get(r["id"]) for r in evaluation.rows)
-        problem_rows.extend(per_problem)
-        arm_rows.append(_arm_row(spec, evaluation, per_problem, changed))
+            per_problem = []
+            for row in evaluation.rows:
+                problem = by_id[row["id"]]
+                response = response_from_row(row, problem)
+                thoughts = segment_response(
+                    response, tokenizer, span=span, keywords=config.keywords, boundaries=boundaries
+                )
+                counts = response_row(response, thoughts)
+                per_problem.append({"arm": spec.name, **counts})
+                if spec.kind == "base":
+                    base_outputs[row["id"]] = row["output"]
+            changed = sum(r["output"] != base_outputs.get(r["id"]) for r in evaluation.rows)
+            problem_rows.extend(per_problem)
+            arm_rows.append(_arm_row(spec, evaluation, per_problem, changed))
     meta = {
         "model": model_name(model),
         "n_problems": len(problems),

@@ -17,6 +17,7 @@ response, so no response is in both train and test).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -35,8 +36,10 @@ from interp.core.layer_skip import stop_after_block
 from interp.core.positions import boundary_tokens
 from interp.core.runner import read_positions
 from interp.core.tokens import left_pad, pad_token_id
+from interp.distributed import Replica, WorkerPool, check_workers, run_units
 from interp.figures.seal import thought_states_figure
 from interp.interventions import check_hook
+from interp.interventions.arms import Arm
 from interp.interventions.steering_vector import SITE, VARIANTS, SteeringVector
 from interp.models import model_name
 from interp.models.fingerprint import model_fingerprint
@@ -198,6 +201,18 @@ def boundary_states(
     return torch.cat(out, dim=1)
 
 
+def chunk_states(
+    replica: Replica,
+    unit: tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]],
+    *,
+    layers: Sequence[int],
+    batch_size: int,
+) -> Float[Tensor, "layer boundary d"]:
+    """One unit of work: the boundary states of a chunk's (token sequences, boundary indices)."""
+    sequences, boundary_indices = unit
+    return boundary_states(replica.model, sequences, boundary_indices, layers, batch_size).cpu()
+
+
 def responses_sha(responses: Sequence[Response]) -> str:
     """Fingerprint of the responses (ids and tokens), saved in the config to tell runs apart."""
     digest = hashlib.sha256()
@@ -257,13 +272,22 @@ def make_config(
 
 
 def run(
-    model, responses: Iterable[Response], *, progress: bool = True, **options
+    model,
+    responses: Iterable[Response],
+    *,
+    progress: bool = True,
+    workers: int | WorkerPool = 1,
+    ray_address: str | None = None,
+    **options,
 ) -> ThoughtStatesResult:
     """Read boundary states, store them in chunks, then class sums, t-SNE and separability per layer.
 
     Options (see `make_config`): layers, span ("think" | "response" | "auto"), keywords, store,
-    batch_size, chunk_size, tsne_layers, max_points, perplexity, cv_folds, seed.
+    batch_size, chunk_size, tsne_layers, max_points, perplexity, cv_folds, seed. `workers` > 1
+    (or a `WorkerPool`): the chunks' forwards run on Ray workers (`interp.distributed`), each
+    chunk written here as it arrives.
     """
+    check_workers(workers)
     tokenizer = model.tokenizer
     responses = list(responses)
     config = make_config(model, responses, **options)
@@ -285,7 +309,8 @@ def run(
     chunks = [responses[i : i + chunk_size] for i in range(0, len(responses), chunk_size)]
     drop_chunks_from(store, len(chunks))  # left from an earlier, larger run
     weights = model_fingerprint(model)
-    for number, chunk in enumerate(tqdm(chunks, desc="thought states", disable=not progress)):
+    pending = []  # (chunk number, fingerprint, rows, tokens, boundary indices) still to read
+    for number, chunk in enumerate(chunks):
         fingerprint = _fingerprint(config, weights, chunk)
         if chunk_is_current(store, number, fingerprint):
             continue
@@ -307,10 +332,22 @@ def run(
                 }
                 for t in here
             )
-        states = boundary_states(
-            model, [r.all_tokens for r in chunk], boundary_indices, config.layers, config.batch_size
-        )
+        pending.append((number, fingerprint, rows, [r.all_tokens for r in chunk], boundary_indices))
+
+    def record(index: int, states: Tensor) -> None:
+        number, fingerprint, rows, _, _ = pending[index]
         write_chunk(store, number, states, rows, fingerprint)
+
+    run_units(
+        [(tokens, indices) for _, _, _, tokens, indices in pending],
+        functools.partial(chunk_states, layers=config.layers, batch_size=config.batch_size),
+        [Arm.of(model)],
+        workers=workers,
+        address=ray_address,
+        on_result=record,
+        progress=progress,
+        desc="thought states",
+    )
     return summarise(model_name(model), config, len(responses), progress=progress)
 
 

@@ -36,6 +36,7 @@ def _import_analysis_commands() -> None:
         "interp.cli.training",  # train, reft-compare
         "interp.cli.seal",  # thoughts, thought-states, steering
         "interp.cli.faithfulness",  # faithfulness
+        "interp.cli.reft_study",  # reft-study
     ):
         try:
             importlib.import_module(module)

@@ -272,6 +272,17 @@ def check_device(text: str) -> str:
     return text
 
 
+def check_workers(text: str) -> int:
+    """A number of worker processes: 1 (this process), or more on Ray, which must be installed."""
+    from interp.distributed import check_workers as check_worker_count
+
+    value = check_positive_int(text)
+    try:
+        return check_worker_count(value)
+    except ImportError as error:
+        raise ValueError(f"{error} (or leave out --workers)") from None
+
+
 output_folder = argument_type(check_output_folder)
 output_file = argument_type(check_output_file)
 cache_folder = argument_type(check_cache_folder)
@@ -280,13 +291,18 @@ input_folder = argument_type(check_input_folder)
 edit_checkpoint = argument_type(check_edit_checkpoint)
 saved_result = argument_type(check_saved_result)
 device = argument_type(check_device)
+workers = argument_type(check_workers)
 
 
 # --------------------------------------------------------------------------------------------------
 # Models and default folders
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+def add_model_arguments(
+    parser: argparse.ArgumentParser, default: str | None = None, dtype_default: str = "float32"
+) -> None:
+    """--model, --device, --dtype and --cache-dir. `dtype_default` is "auto" for the commands whose
+    answers bfloat16 was measured not to change (README *Benchmarks*: the agreement table)."""
     from interp.models.dtypes import DTYPE_CHOICES
     from interp.models.presets import DEFAULT_MODEL
 
@@ -300,14 +316,41 @@ def add_model_arguments(parser: argparse.ArgumentParser, default: str | None = N
     parser.add_argument(
         "--dtype",
         choices=DTYPE_CHOICES,
-        default="float32",
-        help="the type the model computes in (default: float32); auto: bfloat16 where the "
-        "processor has native bf16 units (AVX-512 BF16 or AMX CPUs, CUDA GPUs with bf16), "
+        default=dtype_default,
+        help=f"the type the model computes in (default: {dtype_default}); auto: bfloat16 where "
+        "the processor has native bf16 units (AVX-512 BF16 or AMX CPUs, CUDA GPUs with bf16), "
         "else float32. Saved results record it and are never reused across dtypes",
     )
     parser.add_argument(
         "--cache-dir", type=cache_folder, default=None, help="where dequantized presets are kept"
     )
+
+
+def add_scale_out_arguments(parser: argparse.ArgumentParser) -> None:
+    """--workers and --ray-address: the units of work on N Ray workers, one model each."""
+    parser.add_argument(
+        "--workers",
+        type=workers,
+        default=1,
+        help="worker processes, each loading the model once and taking units of work (default 1: "
+        'this process, no Ray); more need Ray (pip install -e ".[ray]")',
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="the Ray cluster for the workers (e.g. auto, or ray://HEAD:10001); default: a local "
+        "one started for this command",
+    )
+
+
+def scale_out_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """`workers` and `ray_address` for an analysis's `run`, checked together."""
+    if args.ray_address is not None and args.workers < 2:
+        raise ValueError(
+            "--ray-address names a cluster for the workers: give --workers 2 or more with it "
+            "(one worker runs in this process)"
+        )
+    return {"workers": args.workers, "ray_address": args.ray_address}
 
 
 def load_from_args(args: argparse.Namespace):
@@ -318,7 +361,18 @@ def load_from_args(args: argparse.Namespace):
     how = f" (--dtype {args.dtype})" if getattr(args, "dtype", "float32") == "auto" else ""
     # on stderr, so `generate --json` still writes nothing but JSON to stdout
     print(f"model {args.model} on {args.device} in {dtype_name(dtype)}{how}", file=sys.stderr)
-    return load_model(args.model, device=args.device, dtype=dtype, cache_dir=args.cache_dir)
+    model = load_model(args.model, device=args.device, dtype=dtype, cache_dir=args.cache_dir)
+    if args.cache_dir is not None:  # workers (--workers) load it from the same cache
+        from interp.distributed import ModelSpec, set_model_spec
+
+        spec = ModelSpec(
+            name=model.interp_name,
+            dtype=dtype_name(dtype),
+            device=args.device,
+            cache_dir=str(args.cache_dir),
+        )
+        set_model_spec(model, spec)
+    return model
 
 
 def model_folder_name(model: str) -> str:

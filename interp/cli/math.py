@@ -7,6 +7,7 @@ from pathlib import Path
 
 from interp.cli.common import (
     add_model_arguments,
+    add_scale_out_arguments,
     command,
     edit_checkpoint,
     ints,
@@ -19,6 +20,7 @@ from interp.cli.common import (
     positive_float,
     positive_int,
     saved_result,
+    scale_out_from_args,
 )
 from interp.data.math_prompts import MATH_PROMPT_STYLES
 from interp.figures.common import save_figure
@@ -114,6 +116,7 @@ def _math_eval_arguments(parser: argparse.ArgumentParser) -> None:
         help="result folder (default: runs/math/DATASET/MODEL)",
     )
     _edit_arguments(parser, "", "the evaluated model")
+    add_scale_out_arguments(parser)
 
 
 @command(
@@ -126,6 +129,7 @@ def math_eval_command(args: argparse.Namespace) -> None:
     from interp.data.math_sets import load_problems, subset
 
     _check_dataset(args.dataset)
+    scale_out = scale_out_from_args(args)
     out = output_folder_for(args, f"runs/math/{Path(args.dataset).stem.replace(':', '_')}")
     model = load_from_args(args)
     arm = _arm(model, args.edits, args.random_red, args.seed)
@@ -153,6 +157,7 @@ def math_eval_command(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         out=out,
         reuse=_load_reuse(args.reuse),
+        **scale_out,
         **extra,
     )
     summary = result.summary()
@@ -194,6 +199,7 @@ def _prefix_swap_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _edit_arguments(parser, "donor-", "the donor")
     _edit_arguments(parser, "continuer-", "the continuer")
+    add_scale_out_arguments(parser)
 
 
 @command(
@@ -220,6 +226,7 @@ def prefix_swap_command(args: argparse.Namespace) -> None:
             f"which caps prefix + continuation"
         )
     _check_dataset(args.dataset)
+    scale_out = scale_out_from_args(args)
     out = output_folder_for(args, "runs/math/prefix_swap")
     model = load_from_args(args)
     donor = _arm(model, args.donor_edits, args.donor_random_red, args.seed)
@@ -242,6 +249,7 @@ def prefix_swap_command(args: argparse.Namespace) -> None:
         closeness=not args.no_closeness,
         out=out,
         reuse=_load_reuse(args.reuse),
+        **scale_out,
     )
     meta = result.meta
     print(

@@ -7,6 +7,7 @@ import json
 
 from interp.cli.common import (
     add_model_arguments,
+    add_scale_out_arguments,
     command,
     edit_checkpoint,
     floats,
@@ -15,7 +16,9 @@ from interp.cli.common import (
     non_negative_float,
     output_folder,
     output_folder_for,
+    positive_float,
     positive_int,
+    scale_out_from_args,
 )
 from interp.data.arithmetic import ARITHMETIC_PROMPT_STYLES, with_prompt_template
 from interp.figures.common import save_figure
@@ -25,6 +28,7 @@ from interp.results import reuse_or_run, write_json_atomic
 
 def _number_probe_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
+    add_scale_out_arguments(parser)  # the push sweep's layers on Ray workers
     parser.add_argument(
         "--out",
         type=output_folder,
@@ -61,6 +65,15 @@ def _number_probe_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.54,
         help="norm of the random RED's biases",
     )
+    parser.add_argument(
+        "--float32-confirmation",
+        type=positive_float,
+        default=None,
+        metavar="MARGIN",
+        help="with --dtype bfloat16: outcomes within MARGIN logits of flipping are decided again "
+        "by a float32 copy (0.5 caught every flip measured on qwen; costs about what bf16 saves "
+        "near the break-even pushes). Default: off",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--no-resume", action="store_true", help="recompute even if results exist")
@@ -72,11 +85,15 @@ def _number_probe_arguments(parser: argparse.ArgumentParser) -> None:
     _number_probe_arguments,
 )
 def number_probe_command(args: argparse.Namespace) -> None:
+    import torch
+
     from interp.analyses import number_probe, perturbation, projection
     from interp.figures.number import combined_figure
     from interp.interventions import load_edits
-    from interp.models import model_name
+    from interp.models import dtype_name, model_name
+    from interp.models.loading import reload_as
 
+    scale_out = scale_out_from_args(args)
     out = output_folder_for(args, "runs/number_probe")
     model = load_from_args(args)
     if args.edit:  # checked against the model before the probe and the sweep run
@@ -85,6 +102,11 @@ def number_probe_command(args: argparse.Namespace) -> None:
         edit_list = random_red_edits(model, args.red_bias_norm, seed=args.seed)
         description = f"(random RED on every hook_mlp_out, bias norm {args.red_bias_norm})"
     resume = not args.no_resume
+    # with --float32-confirmation a bfloat16 run decides its close calls again in float32: one
+    # float32 copy for the sweep and the edit check
+    margin = args.float32_confirmation
+    confirming = margin is not None and model.cfg.dtype != torch.float32
+    float32_model = reload_as(model, torch.float32) if confirming else None
     probe_config = with_prompt_template(
         number_probe.NumberProbeConfig(
             n_problems=args.n_problems,
@@ -109,6 +131,7 @@ def number_probe_command(args: argparse.Namespace) -> None:
         style=args.style,
         seed=args.seed + 1,
         batch_size=args.batch_size,
+        float32_confirmation_margin=margin,
     )
     if args.layers:
         sweep_overrides["layers"] = args.layers
@@ -121,7 +144,9 @@ def number_probe_command(args: argparse.Namespace) -> None:
         out / "sweep",
         perturbation.PerturbationResult,
         sweep_config,
-        lambda: perturbation.run(model, probe, **sweep_overrides),
+        lambda: perturbation.run(
+            model, probe, float32_model=float32_model, **scale_out, **sweep_overrides
+        ),
         resume,
         model=model,
     )
@@ -149,6 +174,8 @@ def number_probe_command(args: argparse.Namespace) -> None:
         n_problems=args.sweep_problems,
         seed=args.seed + 1,
         style=args.style,
+        dtype=dtype_name(model.cfg.dtype),
+        float32_confirmation=margin,
     )
     effect = json.loads(effect_path.read_text()) if resume and effect_path.exists() else None
     if effect is None or effect.get("settings") != settings:
@@ -160,6 +187,8 @@ def number_probe_command(args: argparse.Namespace) -> None:
             seed=args.seed + 1,
             style=args.style,
             batch_size=args.batch_size,
+            float32_confirmation_margin=margin,
+            float32_model=float32_model,
         )
         effect.update(edit=description, settings=settings)
         write_json_atomic(effect_path, effect)

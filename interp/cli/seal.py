@@ -19,6 +19,7 @@ from pathlib import Path
 
 from interp.cli.common import (
     add_model_arguments,
+    add_scale_out_arguments,
     command,
     finite_float,
     floats,
@@ -29,6 +30,7 @@ from interp.cli.common import (
     output_folder_for,
     positive_float,
     positive_int,
+    scale_out_from_args,
     strings,
 )
 from interp.figures.common import save_figure
@@ -44,6 +46,7 @@ DATASETS = ("math500", "gsm8k")
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
+    add_scale_out_arguments(parser)
     parser.add_argument(
         "--out",
         type=output_folder,
@@ -122,6 +125,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
             raise ValueError(
                 f"unknown --variants {sorted(set(variants) - set(VARIANTS))}; use {sorted(VARIANTS)}"
             )
+    scale_out_from_args(args)
     args.out = output_folder_for(args, "runs/seal")
 
 
@@ -230,6 +234,7 @@ def _thoughts(args: argparse.Namespace, model):
         do_sample=args.sample,
         temperature=args.temperature,
         out=out / "responses_eval",
+        **scale_out_from_args(args),
     )
     by_id = {p.id: p for p in split_a}
     responses = [response_from_row(row, by_id[row["id"]]) for row in evaluation.rows]
@@ -309,7 +314,7 @@ def _thought_states(args: argparse.Namespace, model):
         out / "thought_states",
         thought_states.ThoughtStatesResult,
         config,
-        lambda: thought_states.run(model, responses, **options),
+        lambda: thought_states.run(model, responses, **options, **scale_out_from_args(args)),
         not args.no_resume,
         model=model,
     )
@@ -421,6 +426,7 @@ def _steering(args: argparse.Namespace, model):
         temperature=args.temperature,
         seed=args.seed,
         out=out / "steering_arms",
+        **scale_out_from_args(args),
     )
     result.save(out / "steering")
     save_figure(result.figure(), out / "steering.png")

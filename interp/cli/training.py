@@ -7,6 +7,7 @@ from pathlib import Path
 
 from interp.cli.common import (
     add_model_arguments,
+    add_scale_out_arguments,
     check_input_file,
     command,
     finite_float,
@@ -21,6 +22,7 @@ from interp.cli.common import (
     output_folder_for,
     positive_float,
     positive_int,
+    scale_out_from_args,
     strings,
 )
 from interp.figures.common import save_figure
@@ -92,6 +94,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 )
 def train_command(args: argparse.Namespace) -> None:
     from interp.core.positions import AllPositions, PromptAndFirstGenerated
+    from interp.distributed import data_parallel
     from interp.interventions import RED, DiReFT, Edit, LoReFT
     from interp.interventions.lora import LoRA
     from interp.training import checkpoints
@@ -104,6 +107,9 @@ def train_command(args: argparse.Namespace) -> None:
     if args.pid_bounds and args.pid_bounds[0] > args.pid_bounds[1]:
         raise ValueError(f"--pid-bounds MIN MAX: MIN is above MAX ({args.pid_bounds})")
     out = output_folder_for(args, "runs/train")
+    # under torchrun: one rank per process, each a slice of every batch (interp.distributed)
+    if data_parallel.init_from_environment():
+        args.device = data_parallel.local_device(args.device)
     model = load_from_args(args)
     if args.data == "gsm8k":
         pairs = gsm8k_pairs(model.tokenizer, n=args.n_train, seed=args.seed)
@@ -163,13 +169,17 @@ def train_command(args: argparse.Namespace) -> None:
         }[args.edit]
         kwargs["edit_list"] = [Edit(f"blocks.{layer}.{hook}", make(), rule) for layer in layers]
     result = train(model, pairs, config=config, state_dir=out / "state", **kwargs)
+    if data_parallel.rank() != 0:
+        return  # every rank holds the same edit; rank 0 writes it
     checkpoints.save(out / "checkpoint", model, result=result, **kwargs)
     result.save(out / "history")
     last = result.history[-1]
+    ranks = result.meta["world_size"]
+    where = f" over {ranks} processes" if ranks > 1 else ""
     norm = f", mean bias norm {last['bias_norm']:.3f}" if "bias_norm" in last else ""
     print(
         f"trained {args.edit} on {len(pairs)} pairs, {len(result.history)} steps in "
-        f"{result.meta['seconds']:.0f} s: final loss {last['loss']:.3f}{norm}\n"
+        f"{result.meta['seconds']:.0f} s{where}: final loss {last['loss']:.3f}{norm}\n"
         f"checkpoint: {out / 'checkpoint'}  (python -m interp generate --edits {out / 'checkpoint'})"
     )
 
@@ -179,6 +189,7 @@ def _reft_compare_arguments(parser: argparse.ArgumentParser) -> None:
 
     defaults = ReftCompareConfig()
     add_model_arguments(parser)
+    add_scale_out_arguments(parser)  # the arms' decoding on Ray workers
     parser.add_argument(
         "--out", type=output_folder, default=None, help="default: runs/reft_compare/MODEL"
     )
@@ -241,6 +252,7 @@ def reft_compare_command(args: argparse.Namespace) -> None:
     )
     if unknown:
         raise ValueError(f"unknown arms {sorted(unknown)}; known: {EVAL_ARMS + TRAINED_ARMS}")
+    scale_out = scale_out_from_args(args)
     out = output_folder_for(args, "runs/reft_compare")
     model = load_from_args(args)
     probe_dir = args.probe_dir
@@ -282,6 +294,7 @@ def reft_compare_command(args: argparse.Namespace) -> None:
         eval_batch_size=args.eval_batch_size,
         eval_arms=args.arms,
         trained_arms=args.trained_arms,
+        **scale_out,
     )
     print(result.markdown())
     try:

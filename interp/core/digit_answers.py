@@ -38,10 +38,20 @@ from interp.interventions import Edit, edits
 
 @dataclass
 class GreedyOutcome:
-    """Per row: did greedy decoding give the gold answer, and if not, was its answer larger (+1) or smaller (-1)."""
+    """Per row: did greedy decoding give the gold answer, and if not, was its answer larger (+1) or smaller (-1).
+
+    `margin` (when asked for) is the smallest gap between the best and second-best logit over the
+    positions that decided the outcome: a small one means rounding could have decided it.
+    """
 
     correct: Bool[Tensor, " n"]
     moved: Int[Tensor, " n"]
+    margin: Float[Tensor, " n"] | None = None
+
+    def select(self, rows: Int[Tensor, " k"]) -> GreedyOutcome:
+        """The outcomes of some rows only."""
+        margin = None if self.margin is None else self.margin[rows]
+        return GreedyOutcome(self.correct[rows], self.moved[rows], margin)
 
 
 @torch.no_grad()
@@ -52,26 +62,53 @@ def greedy_outcomes(
     edit_list: Sequence[Edit] = (),
     batch_size: int = 32,
     progress: bool = False,
+    margins: bool = False,
 ) -> GreedyOutcome:
     """Greedy correctness (and the direction of any error) for every row under `edit_list`.
 
-    Rows share their prompt prefix (see `interp.core.runner`), which runs once.
+    Rows share their prompt prefix (see `interp.core.runner`), which runs once. With `margins`,
+    each row also gets the smallest best-minus-second logit gap of its deciding positions.
     """
     digits = torch.tensor(sorted(digit_ids))
     sequences = [r.prompt + r.answer for r in rows]
-    correct, moved = [], []
+    correct, moved, margin = [], [], []
+    lengths = [len(r.prompt) for r in rows]
     batches = shared_prefix_batches(
-        model, sequences, [len(r.prompt) for r in rows], edit_list, batch_size=batch_size
+        model,
+        sequences,
+        lengths,
+        edit_list,
+        batch_size=batch_size,
+        min_position=min(lengths) - 1,  # the last prompt token predicts the answer's first
     )
     total = (len(rows) + batch_size - 1) // batch_size
     for batch in tqdm(batches, total=total, disable=not progress, desc="teacher forcing"):
         predictions = batch.logits.argmax(-1).cpu()
-        ok, direction = _batch_outcomes(
-            batch, predictions, rows[batch.rows], digits, model.tokenizer
+        gaps = deciding_gaps(batch.logits, digits) if margins else None
+        ok, direction, gap = _batch_outcomes(
+            batch, predictions, rows[batch.rows], digits, model.tokenizer, gaps
         )
         correct.extend(ok)
         moved.extend(direction)
-    return GreedyOutcome(torch.tensor(correct), torch.tensor(moved))
+        margin.extend(gap)
+    return GreedyOutcome(
+        torch.tensor(correct), torch.tensor(moved), torch.tensor(margin) if margins else None
+    )
+
+
+def deciding_gaps(
+    logits: Float[Tensor, "batch pos vocab"], digits: Int[Tensor, " n_digits"]
+) -> Float[Tensor, "batch pos 2"]:
+    """At each position: best minus second-best logit (does the argmax token change?), and the
+    distance between the best digit and the best other token (does the number go on?), in
+    float32 on the CPU."""
+    best_two = logits.topk(2, dim=-1).values.float()
+    is_digit = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
+    is_digit[digits.to(logits.device)] = True
+    best_digit = logits.masked_fill(~is_digit, float("-inf")).amax(-1).float()
+    best_other = logits.masked_fill(is_digit, float("-inf")).amax(-1).float()
+    gaps = torch.stack([best_two[..., 0] - best_two[..., 1], (best_digit - best_other).abs()], -1)
+    return gaps.cpu()
 
 
 def _batch_outcomes(
@@ -80,12 +117,17 @@ def _batch_outcomes(
     rows: Sequence[EncodedProblem],
     digits: Tensor,
     tokenizer,
-) -> tuple[list[bool], list[int]]:
-    """Greedy correctness and error direction of each row of one teacher-forced batch.
+    gaps: Float[Tensor, "batch kept 2"] | None = None,
+) -> tuple[list[bool], list[int], list[float]]:
+    """Greedy correctness, error direction and (with `gaps`, see `deciding_gaps`) deciding margin
+    of each row of one teacher-forced batch.
 
-    `predictions` are the argmax tokens of the batch's kept logits columns.
+    `predictions` are the argmax tokens of the batch's kept logits columns. The deciding positions
+    are the answer's up to the first wrong prediction (their best-minus-second gap: would another
+    token win?) and, when none is wrong, the one after the answer (its digit-or-not gap: only
+    whether the number goes on matters there). Later positions cannot change the outcome.
     """
-    correct, moved = [], []
+    correct, moved, margins = [], [], []
     for offset, encoded in enumerate(rows):
         n_prompt, n_answer = len(encoded.prompt), len(encoded.answer)
         # logits at position t predict token t + 1: the answer is predicted from positions
@@ -93,10 +135,19 @@ def _batch_outcomes(
         columns = [batch.logits_column(offset, t) for t in range(n_prompt - 1, n_prompt + n_answer)]
         predicted = predictions[offset, columns[:-1]]
         after = predictions[offset, columns[-1]]
-        ok, direction = _compare(predicted, torch.tensor(encoded.answer), after, digits, tokenizer)
+        gold = torch.tensor(encoded.answer)
+        ok, direction = _compare(predicted, gold, after, digits, tokenizer)
         correct.append(ok)
         moved.append(direction)
-    return correct, moved
+        if gaps is not None:
+            wrong = torch.nonzero(predicted != gold).flatten()
+            if len(wrong) == 0:
+                answer_gap = gaps[offset, columns[:-1], 0].min()
+                margin = min(float(answer_gap), float(gaps[offset, columns[-1], 1]))
+            else:
+                margin = float(gaps[offset, columns[: int(wrong[0]) + 1], 0].min())
+            margins.append(margin)
+    return correct, moved, margins
 
 
 class PushSweep:
@@ -123,14 +174,18 @@ class PushSweep:
         batch_size: int = 32,
         strengths_per_forward: int = 4,
         screen_unembedding: bool = True,
+        margins: bool = False,
     ):
         self.model = model
+        self.margins = margins
         self.block, self.push = _first_block_changed(model, push, block)
         self.digits = torch.tensor(sorted(digit_ids))
         self.strengths_per_forward = strengths_per_forward
         self.order = sorted(range(len(rows)), key=lambda i: len(rows[i].prompt + rows[i].answer))
         self.rows = [rows[i] for i in self.order]
-        self.unembed = ScreenedUnembed.of(model) if screen_unembedding else None
+        # margins need the second-best logit, which the screen does not compute
+        screen = screen_unembedding and not margins
+        self.unembed = ScreenedUnembed.of(model) if screen else None
         residuals = _residuals_entering(model, self.rows, self.block, batch_size, self.unembed)
         (self.shared_tokens, self.shared_residual), *self.batches = residuals
 
@@ -144,6 +199,7 @@ class PushSweep:
         chunks = [list(range(len(strengths)))[i : i + per] for i in range(0, len(strengths), per)]
         correct = [[] for _ in strengths]
         moved = [[] for _ in strengths]
+        margin = [[] for _ in strengths]
         bar = tqdm(
             total=len(chunks) * len(self.batches),
             disable=not progress,
@@ -155,36 +211,47 @@ class PushSweep:
                 self.model, self.shared_tokens, self.shared_residual, self.push(amounts), self.block
             )
             for batch in self.batches:
-                predictions = self._pushed_predictions(batch, amounts, shared_cache)
+                predictions, gaps = self._pushed_predictions(batch, amounts, shared_cache)
                 n = batch.tokens.shape[0]
                 start = batch.tokens.shape[1] - batch.shared_length - predictions.shape[1]
                 view = dataclasses.replace(batch, logits=None, cache={}, logits_start=start)
                 for i, s in enumerate(chunk):
-                    ok, direction = _batch_outcomes(
+                    ok, direction, gap = _batch_outcomes(
                         view,
                         predictions[i * n : (i + 1) * n],
                         self.rows[batch.rows],
                         self.digits,
                         self.model.tokenizer,
+                        None if gaps is None else gaps[i * n : (i + 1) * n],
                     )
                     correct[s].extend(ok)
                     moved[s].extend(direction)
+                    margin[s].extend(gap)
                 bar.update()
         bar.close()
-        return [self._in_row_order(c, m) for c, m in zip(correct, moved)]
+        return [self._in_row_order(c, m, g) for c, m, g in zip(correct, moved, margin)]
 
-    def _in_row_order(self, correct: list[bool], moved: list[int]) -> GreedyOutcome:
+    def _in_row_order(
+        self, correct: list[bool], moved: list[int], margin: list[float]
+    ) -> GreedyOutcome:
         """Outcomes of the length-sorted rows, put back in the order the rows were given."""
         order = torch.tensor(self.order, dtype=torch.long)
         out = GreedyOutcome(torch.zeros(len(order), dtype=torch.bool), torch.zeros_like(order))
         out.correct[order] = torch.tensor(correct, dtype=torch.bool)
         out.moved[order] = torch.tensor(moved, dtype=torch.long)
+        if self.margins:
+            out.margin = torch.zeros(len(order))
+            out.margin[order] = torch.tensor(margin)
         return out
 
     def _pushed_predictions(
         self, batch: SharedPrefixBatch, amounts: Tensor, shared_cache
-    ) -> Int[Tensor, "batch_times_amounts kept"]:
-        """Greedy next tokens of the upper blocks for one batch of rows, repeated once per amount.
+    ) -> tuple[
+        Int[Tensor, "batch_times_amounts kept"],
+        Float[Tensor, "batch_times_amounts kept 2"] | None,
+    ]:
+        """Greedy next tokens of the upper blocks for one batch of rows, repeated once per amount
+        (and their best-minus-second logit gaps when the sweep keeps margins).
 
         Rows are left padded, so every answer ends at the last column: only the last
         (longest answer + 1) columns are unembedded, through the bf16-screened argmax where the
@@ -205,12 +272,14 @@ class PushSweep:
                 logits, _ = forward_from_block(
                     self.model, residual, self.block, mask, past, logits_to_keep=keep
                 )
-                return logits.argmax(-1).cpu()
+                gaps = deciding_gaps(logits, self.digits) if self.margins else None
+                return logits.argmax(-1).cpu(), gaps
             hidden, _ = forward_from_block(
                 self.model, residual, self.block, mask, past, unembed=False
             )
         kept = hidden[:, -keep:]
-        return self.unembed.argmax(kept.reshape(-1, kept.shape[-1])).view(kept.shape[:2]).cpu()
+        predictions = self.unembed.argmax(kept.reshape(-1, kept.shape[-1]))
+        return predictions.view(kept.shape[:2]).cpu(), None
 
 
 def _residuals_entering(model, rows, block, batch_size, unembed=None) -> list:
@@ -229,6 +298,7 @@ def _residuals_entering(model, rows, block, batch_size, unembed=None) -> list:
         lengths,
         names_filter=lambda n: n == name,
         batch_size=batch_size,
+        min_position=min(lengths) - 1,  # the last prompt token predicts the answer's first
         stop_at_layer=stop,
     ):
         batch.cache = {"residual": batch.cache[name]}

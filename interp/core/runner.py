@@ -177,7 +177,8 @@ def decode_step(
     """One step of the decoding loop over `state.tokens`: the logits and the cache (None without).
 
     With the cache, only the tokens the cache lacks are fed (all of them first, then the last).
-    `forward_fn` is the model, or a stand-in with its call signature (KL-budget decoding).
+    `forward_fn` is the model, or a stand-in with its call signature: the direct Hugging Face
+    forward of `interp.decoding.direct` (the loop's fast path), KL-budget decoding.
     `last_only` computes the logits of the last position only (`logits_to_keep=1`, as Hugging
     Face `generate` does): the unembedding of every prompt position is most of a prefill's cost
     for a small model with a large vocabulary.

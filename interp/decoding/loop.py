@@ -4,14 +4,16 @@ Before each forward the loop publishes a `TokenState` through the runner (tokens
 positions this forward feeds, which sequences are still edited), so position-selective edits land
 on exactly the positions their rule names, whatever the batching and caching. Logit processors see
 the next-token logits and the state (a logits penalty is one). Greedy output with no edits equals
-Hugging Face `generate` token for token.
+Hugging Face `generate` token for token. The forwards run the Hugging Face modules directly, with
+the edits' hooks mirrored onto them (`interp.decoding.direct`), wherever every attached hook has
+an exact counterpart there; otherwise they run through the bridge.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from numbers import Integral, Real
 from typing import Any
@@ -31,6 +33,7 @@ from interp.core.tokens import (
     eos_token_ids,
     pad_token_id,
 )
+from interp.decoding.direct import decoding_forward
 from interp.decoding.kl_budget import KLBudgetForward
 from interp.decoding.processors import LogitProcessor
 from interp.interventions import Edit, edits
@@ -204,7 +207,7 @@ def generate(
             )
     results: list[dict[str, Any] | None] = [None] * len(encoded)
     batches = range(0, len(encoded), config.batch_size)
-    with edits(model, edit_list), torch.no_grad():
+    with edits(model, edit_list), decoding_forward(model) as forward, torch.no_grad():
         for start in tqdm(batches, desc="decoding", disable=not progress):
             chunk = encoded[start : start + config.batch_size]
             seeds = [config.seed + start + i for i in range(len(chunk))]
@@ -213,6 +216,7 @@ def generate(
             for offset, item in enumerate(
                 _decode_batch(
                     model,
+                    forward,
                     chunk,
                     config,
                     logit_processors,
@@ -238,6 +242,7 @@ def generate(
 
 def _decode_batch(
     model,
+    model_forward: Callable[..., Any],
     prompts: list[list[int]],
     config: GenerationConfig,
     logit_processors: Sequence[LogitProcessor],
@@ -247,8 +252,10 @@ def _decode_batch(
 ) -> list[dict[str, Any]]:
     """Decode one left-padded batch; returns per-sequence tokens, logprobs and touched positions.
 
-    With `initial_cache` (keys/values of every position but the last) the first step feeds only
-    the last token of each prompt.
+    `model_forward` runs the forwards: the direct Hugging Face forward where every attached hook
+    has an exact counterpart (`interp.decoding.direct`), else `model` itself. With
+    `initial_cache` (keys/values of every position but the last) the first step feeds only the
+    last token of each prompt.
     """
     device = next(model.parameters()).device
     pad_id = pad_token_id(model)
@@ -264,8 +271,8 @@ def _decode_batch(
     past = initial_cache
     budget = None
     if config.kl_budget is not None:
-        budget = KLBudgetForward(model, config.kl_budget, batch)
-    forward = model if budget is None else budget
+        budget = KLBudgetForward(model_forward, config.kl_budget, batch)
+    forward = model_forward if budget is None else budget
     last_only = keeps_last_logits(model)  # only the last position's logits are ever read
 
     for _ in range(config.max_new_tokens):

@@ -118,7 +118,11 @@ def load_adder(
     )
     hf_model = hf_model.to(device).eval()
     bridge = TransformerBridge.boot_transformers(
-        f"interp-{ADDER_NAME}", hf_model=hf_model, tokenizer=tokenizer, dtype=dtype
+        f"interp-{ADDER_NAME}",
+        hf_model=hf_model,
+        tokenizer=tokenizer,
+        dtype=dtype,
+        device=str(device),  # without it TransformerLens names cuda whenever one exists
     )
     bridge.eval()
     bridge.interp_name = ADDER_NAME

@@ -74,7 +74,9 @@ def load_model(
     if preset is not None:
         folder = _preset_source_folder(preset, cache_dir)
         hf_model, tok = _load_hf_folder(folder, dtype, tokenizer)
-        return _boot(hf_model, tok, preset.name, device, dtype, tl_name=preset.upstream)
+        bridge = _boot(hf_model, tok, preset.name, device, dtype, tl_name=preset.upstream)
+        bridge.interp_cache_dir = cache_dir  # where `reload_as` finds the same weights
+        return bridge
     folder = Path(name).expanduser()
     if folder.is_dir():
         hf_model, tok = _load_hf_folder(folder, dtype, tokenizer)
@@ -87,6 +89,28 @@ def load_model(
         )
     hf_model, tok = _load_from_hub(name, dtype, tokenizer)
     return _boot(hf_model, tok, name, device, dtype)
+
+
+def reload_as(model: TransformerBridge, dtype: torch.dtype | str) -> TransformerBridge:
+    """The same model loaded again from its source in another dtype, on the same device.
+
+    A float32 twin of a bfloat16 model must hold the source's float32 weights (casting the bf16
+    copy up would keep its rounding), so it is loaded again by the name it was loaded by.
+    """
+    name = getattr(model, "interp_name", None)
+    if not name:
+        raise ModelLoadError(
+            "this model was not loaded by interp.load_model, so it cannot be loaded again in "
+            "another dtype: load that copy yourself and pass it in"
+        )
+    device = next(model.parameters()).device
+    return load_model(
+        name,
+        device=str(device),
+        dtype=dtype,
+        cache_dir=getattr(model, "interp_cache_dir", None),
+        tokenizer=model.tokenizer,
+    )
 
 
 def check_device(device: str | torch.device) -> None:

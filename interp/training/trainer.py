@@ -32,6 +32,14 @@ from tqdm.auto import tqdm
 
 from interp.core.runner import forward
 from interp.core.tokens import pad_token_id
+from interp.distributed.data_parallel import (
+    all_reduce_gradients,
+    all_reduce_sum,
+    broadcast_parameters,
+    rank,
+    rank_slice,
+    world_size,
+)
 from interp.interventions import Edit, edits
 from interp.interventions.functions import RED
 from interp.interventions.lora import LoRA
@@ -221,6 +229,11 @@ def train(
     `state_dir` keeps a resumable state (every `config.save_every` steps); a run started again with
     the same config, model (name and weights fingerprint), trainable shapes and data continues from
     it; anything else is refused with a message saying what differs.
+
+    Data parallel: inside a torch.distributed process group of N ranks (torchrun, or
+    `interp.distributed.data_parallel.spawn`), each rank computes its slice of every global batch
+    and the edits' gradients are summed over ranks, so every rank takes the one-process step (to
+    float rounding) and logs, clips and controls the same values; rank 0 writes the state.
     """
     config = TrainConfig(**{**(asdict(config) if config else {}), **overrides})
     if not pairs:
@@ -248,6 +261,7 @@ def train(
     if config.bias_control is not None:
         bias_norms(reds)  # clear error when there is no RED to control
         controller = PIDController(config.bias_control)
+    broadcast_parameters(params)  # data parallel: every rank starts from rank 0's edits
     torch.manual_seed(config.seed)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     n_micro = math.ceil(len(encoded) / config.batch_size)
@@ -275,7 +289,8 @@ def train(
     micro_batches = [
         b for epoch in range(config.epochs) for b in _batches(encoded, counts, config, epoch)
     ]
-    bar = tqdm(total=total, initial=start_step, desc="training", disable=not progress)
+    leader = rank() == 0  # the one rank that shows progress and writes the resumable state
+    bar = tqdm(total=total, initial=start_step, desc="training", disable=not progress or not leader)
     started = time.perf_counter() - seconds
     with frozen(model), attached(model, edit_list, lora):
         for step in range(start_step, total):
@@ -291,11 +306,19 @@ def train(
             for micro in range(config.grad_accum):
                 index = (step * config.grad_accum + micro) % len(micro_batches)
                 chosen = micro_batches[index]
-                batch = make_batch([encoded[i] for i in chosen], [counts[i] for i in chosen], pad)
-                loss = answer_loss(model, batch.to(device))
-                losses.append(float(loss.detach()))
-                objective = loss * weight if form == "loss_scale" else loss
-                (objective / config.grad_accum).backward()
+                # data parallel: this rank's slice, its loss summed and divided by the global
+                # batch, so the gradients summed over ranks are the one-process gradients
+                mine = rank_slice(chosen)
+                loss_sum = 0.0
+                if mine:
+                    batch = make_batch([encoded[i] for i in mine], [counts[i] for i in mine], pad)
+                    summed = answer_loss(model, batch.to(device), reduction="none").sum()
+                    loss = summed / len(chosen)
+                    loss_sum = float(summed.detach())
+                    objective = loss * weight if form == "loss_scale" else loss
+                    (objective / config.grad_accum).backward()
+                losses.append(all_reduce_sum(loss_sum, device) / len(chosen))
+            all_reduce_gradients(params)
             penalty = 0.0
             if form == "penalty":
                 # a hinge: no pull while the mean norm is below the target, so no undershoot
@@ -329,7 +352,10 @@ def train(
             if "bias_norm" in row:
                 postfix["bias"] = f"{row['bias_norm']:.3f}"
             bar.set_postfix(postfix)
-            if state_path is not None and config.save_every and (step + 1) % config.save_every == 0:
+            saving = (
+                state_path is not None and config.save_every and (step + 1) % config.save_every == 0
+            )
+            if saving and leader:
                 _save_state(
                     state_path,
                     config,
@@ -357,6 +383,7 @@ def train(
         "n_trainable": sum(p.numel() for p in params),
         "steps": total,
         "seconds": seconds,
+        "world_size": world_size(),
         "edits": [{"hook": e.hook, **e.function.config()} for e in edit_list],
         "lora": lora.config() if lora is not None else None,
     }

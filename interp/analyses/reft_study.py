@@ -1,0 +1,1336 @@
+"""The ReFT study on one model: trained REDs against GSM8K, the number direction, the prefix swap
+and faithfulness, phase by phase, every phase resumable from its outputs on disk.
+
+    study = reft_study.Study(model, out="runs/reft_study/qwen2.5-coder-0.5b-instruct")
+    study.plan()          # 0: measured step and decoding times -> plan.json (budget per phase)
+    study.number()        # 1: number probes and the push sweep (x*), or a number-probe run reused
+    study.train()         # 2: RED-all, RED-prefix, + PID (both forms), LoRA: same data and steps
+    study.evaluate()      # 3: greedy GSM8K of base and every arm (+ KL-budget decoding), paired
+    study.project()       # 4: the trained RED-all on the sum direction vs x*, and edit_breaks
+    study.swap()          # 5: prefix swap, trained RED-all donor, base continuer
+    study.faithfulness()  # 6: base vs RED-all and RED-prefix, difference heatmaps
+    study.summary()       # 7: one table beside the research note's anchors, every figure
+    study.run()           # all of them (or `phases=("plan", "train")`)
+
+Each phase is saved under `out/phases/<phase>` through `interp.results.reuse_or_run`, keyed by the
+settings that decide it (and the model's weights fingerprint, dtype included), so a second call
+loads it. Inside a phase the analyses resume on their own: training from its saved state
+(`interp.training`), decoding from `<out>.partial.jsonl` (`PartialRun`), so a run stopped in the
+middle of a phase goes on where it stopped. A phase asks for what it needs from the phases before
+it, which load (or, never run, compute) it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interp.analyses import (
+    faithfulness,
+    faithfulness_difference,
+    math_eval,
+    number_probe,
+    perturbation,
+    prefix_swap,
+    projection,
+    reft_compare,
+)
+from interp.analyses import reft_study_budget as budget
+from interp.analyses.reft_study_stats import detectable_difference, paired_comparison
+from interp.core.positions import AllPositions, PromptAndFirstGenerated
+from interp.data.arithmetic import with_prompt_template
+from interp.data.math_sets import load_problems, subset
+from interp.interventions import RED, Edit
+from interp.interventions.arms import Arm
+from interp.interventions.lora import LoRA
+from interp.interventions.random_red import random_red_edits
+from interp.models import model_name
+from interp.results import Result, check_saved_model, reuse_or_run, write_json_atomic
+from interp.storage import is_saved
+from interp.training import checkpoints
+from interp.training.data import encode_pairs, gsm8k_pairs
+from interp.training.pid import bias_norms
+
+PHASES = ("plan", "number", "train", "eval", "projection", "swap", "faithfulness", "summary")
+TRAINABLE_ARMS = ("red_all", "red_prefix", "red_prefix_pid", "red_prefix_pid_reference", "lora")
+PREFIX_ARMS = ("red_prefix", "red_prefix_pid", "red_prefix_pid_reference")
+KL_ARM = "red_prefix_pid_kl"  # the red_prefix_pid edit, decoded with a KL budget
+GSM8K_TRAIN_SIZE = 7473
+# The research note's GSM8K accuracies (Llama-3-8B), the anchors our rows stand beside.
+ANCHORS = {"base": 78.8, "red_all": 75.2, "red_prefix": 85.0, "lora": 80.4}
+ARM_LABELS = {
+    "base": "base",
+    "red_all": "RED, whole answers",
+    "red_prefix": "RED, first K answer tokens",
+    "red_prefix_pid": "RED-prefix + PID (penalty form)",
+    "red_prefix_pid_reference": "RED-prefix + PID (reference form: weight scales the CE)",
+    KL_ARM: "RED-prefix + PID + KL-budget decoding",
+    "lora": "LoRA",
+}
+
+
+# The whole chain at toy sizes on smollm2-135m-instruct, which adds one-digit numbers with NumProbe's
+# prompt (7 of 40) but solves no GSM8K problem: for tests and the notebook when no study is saved.
+TINY_SETTINGS: dict[str, Any] = dict(
+    probe_problems=48,
+    probe_digits=(1,),
+    probe_style="numprobe",
+    sweep_digits=1,
+    sweep_problems=40,
+    sweep_strengths=(1.0, 8.0),
+    number_batch_size=48,
+    steps=None,  # a pilot picks them
+    pilot_steps=4,
+    batch_size=1,
+    max_answer_tokens=8,
+    prefix_tokens=4,
+    red_lr=1e-2,
+    lora_lr=1e-2,
+    decode_prefix=2,
+    test_problems=3,
+    max_new_tokens=6,
+    eval_batch_size=3,
+    kl_budget=0.05,
+    n_bootstrap=100,
+    projection_prompts=8,
+    swap_ks=(0, 1, 4),
+    swap_problems=2,
+    swap_pool_max=6,
+    swap_base_right=False,  # no base-right problems to be had in 6 tokens
+    faith_triples=12,
+    faith_facts=1,
+    faith_heads=False,
+    faith_layers=(0, 10, 20),
+    faith_batch_size=12,
+    timing_steps=1,
+    timing_new_tokens=4,
+)
+
+
+@dataclass(frozen=True)
+class ReftStudyConfig:
+    """Every setting of the study (seeds included). Each phase is keyed by the fields it depends
+    on (`PHASE_FIELDS`), so changing a decoding setting never retrains an arm."""
+
+    seed: int = 0
+    # 1: number probes and the push sweep (the number-probe command's settings)
+    probe_dir: str | None = None  # a number-probe output folder (probe/, sweep/) to reuse
+    probe_problems: int = 2000
+    probe_digits: tuple[int, ...] = (1, 2, 3, 4)
+    probe_style: str | None = None  # None: by model (chat for instruct models)
+    sweep_digits: int = 4
+    sweep_problems: int = 300
+    sweep_strengths: tuple[float, ...] = (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
+    number_batch_size: int = 32
+    # 2: training (every arm: the same pairs, the same number of optimizer steps)
+    steps: int | None = None  # None: chosen from the pilot's loss curve
+    pilot_steps: int = 256
+    pilot_fraction: float = (
+        0.9  # steps = where the pilot's smoothed loss made this share of its drop
+    )
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_answer_tokens: int | None = 256  # covers 99.7% of GSM8K train answers on qwen's tokenizer
+    red_hook: str = "mlp.hook_pre_linear"
+    red_lr: float = 1e-3
+    prefix_tokens: int = 64  # K
+    full_share: float = 0.1
+    bias_target: float = 0.54
+    lora_rank: int = 8
+    lora_lr: float = 5e-4
+    arms: tuple[str, ...] = TRAINABLE_ARMS
+    decode_prefix: int = 64  # prefix arms edit the prompt + this many generated tokens
+    # 3: GSM8K evaluation
+    eval_dataset: str = "gsm8k"
+    eval_split: str = "test"
+    test_problems: int = 200
+    eval_seed: int = 0
+    max_new_tokens: int = 384
+    eval_batch_size: int = 8
+    kl_budget: float = 1.0
+    n_bootstrap: int = 2000
+    # 4: projection and edit_breaks
+    projection_prompts: int = 64
+    random_red_norm: float = 0.54
+    # 5: prefix swap
+    swap_ks: tuple[int, ...] = (0, 1, 4, 8, 16, 32, 64, 128)
+    swap_problems: int = 60
+    swap_pool_max: int | None = None  # None: the whole split
+    swap_base_right: bool = True  # only problems the base solves alone (and the donor does not)
+    # 6: faithfulness
+    faith_arms: tuple[str, ...] = ("red_all", "red_prefix")
+    faith_triples: int = 240
+    faith_facts: int = 2
+    faith_max_prompt_tokens: int | None = 56
+    faith_heads: bool = True
+    faith_layers: tuple[int, ...] | None = None
+    faith_batch_size: int = 8
+    # 0: plan (timing and assumptions of the budget)
+    timing_steps: int = 2
+    timing_new_tokens: int = 64
+    expected_answer_share: float = 0.73
+    expected_base_accuracy: float = 0.26
+    # set only in the summary's key: which phases it covers
+    summary_phases: tuple[str, ...] = ()
+
+    def check(self) -> ReftStudyConfig:
+        """Raise ValueError naming the setting to change when the settings cannot work together.
+
+        Not run on construction: a phase's key holds its own fields and defaults elsewhere, a mix
+        that need not pass these checks."""
+        for name in (
+            "probe_problems",
+            "sweep_problems",
+            "pilot_steps",
+            "batch_size",
+            "grad_accum",
+            "prefix_tokens",
+            "test_problems",
+            "max_new_tokens",
+            "eval_batch_size",
+            "swap_problems",
+            "faith_triples",
+            "timing_steps",
+            "timing_new_tokens",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
+            raise ValueError(
+                f"steps must be at least 1 or None (chosen by a pilot), got {self.steps!r}"
+            )
+        unknown = set(self.arms) - set(TRAINABLE_ARMS)
+        if unknown or "red_all" not in self.arms:
+            raise ValueError(
+                f"arms must include red_all and come from {TRAINABLE_ARMS}, got {self.arms}"
+            )
+        if set(self.faith_arms) - set(self.arms) - {"base"} or "lora" in self.faith_arms:
+            raise ValueError(
+                f"faith_arms must be RED arms among {self.arms}, got {self.faith_arms}"
+            )
+        if max(self.swap_ks) >= self.max_new_tokens:
+            raise ValueError(
+                f"the largest swap k ({max(self.swap_ks)}) must be below max_new_tokens "
+                f"({self.max_new_tokens}), which caps prefix + continuation"
+            )
+        if not 0 < self.pilot_fraction <= 1:
+            raise ValueError(f"pilot_fraction must lie in (0, 1], got {self.pilot_fraction}")
+        most = max(self.steps or 0, self.pilot_steps if self.steps is None else 0)
+        if most * self.batch_size * self.grad_accum > GSM8K_TRAIN_SIZE:
+            raise ValueError(
+                f"{most} steps x batch {self.batch_size} x accumulation {self.grad_accum} pairs "
+                f"exceed GSM8K train ({GSM8K_TRAIN_SIZE}); every step sees new pairs here: lower "
+                f"the steps or the batch"
+            )
+        return self
+
+    @property
+    def eval_arms(self) -> tuple[str, ...]:
+        """Arms decoded on GSM8K: base, each trained arm, and the KL-budget arm after its edit."""
+        arms = ["base"]
+        for arm in self.arms:
+            arms.append(arm)
+            if arm == "red_prefix_pid":
+                arms.append(KL_ARM)
+        return tuple(arms)
+
+
+_NUMBER = (
+    "seed",
+    "probe_dir",
+    "probe_problems",
+    "probe_digits",
+    "probe_style",
+    "sweep_digits",
+    "sweep_problems",
+    "sweep_strengths",
+    "number_batch_size",
+)
+_TRAIN = (
+    "seed",
+    "steps",
+    "pilot_steps",
+    "pilot_fraction",
+    "batch_size",
+    "grad_accum",
+    "max_answer_tokens",
+    "red_hook",
+    "red_lr",
+    "prefix_tokens",
+    "full_share",
+    "bias_target",
+    "lora_rank",
+    "lora_lr",
+    "arms",
+)
+_EVAL = (
+    "decode_prefix",
+    "eval_dataset",
+    "eval_split",
+    "test_problems",
+    "eval_seed",
+    "max_new_tokens",
+    "eval_batch_size",
+    "kl_budget",
+    "n_bootstrap",
+)
+_SWAP = ("swap_ks", "swap_problems", "swap_pool_max", "swap_base_right")
+_FAITH = (
+    "decode_prefix",
+    "faith_arms",
+    "faith_triples",
+    "faith_facts",
+    "faith_max_prompt_tokens",
+    "faith_heads",
+    "faith_layers",
+    "faith_batch_size",
+)
+_ALL = tuple(f.name for f in dataclasses.fields(ReftStudyConfig) if f.name != "summary_phases")
+PHASE_FIELDS: dict[str, tuple[str, ...]] = {
+    "plan": _ALL,
+    # the plan's measurements alone: what a training step and a decoded batch look like
+    "timing": (
+        "seed",
+        "batch_size",
+        "max_answer_tokens",
+        "red_hook",
+        "prefix_tokens",
+        "eval_batch_size",
+        "eval_seed",
+        "timing_steps",
+        "timing_new_tokens",
+    ),
+    "number": _NUMBER,
+    "train": _TRAIN,
+    "eval": _TRAIN + _EVAL,
+    "projection": _NUMBER + _TRAIN + ("projection_prompts", "random_red_norm"),
+    "swap": _TRAIN + _EVAL + _SWAP,
+    "faithfulness": _TRAIN + _FAITH,
+    "summary": _ALL + ("summary_phases",),
+}
+
+
+def phase_key(config: ReftStudyConfig, phase: str) -> ReftStudyConfig:
+    """The config a phase is saved under: its own fields as given, every other field at its
+    default, so a saved phase is reused unless something it depends on changed."""
+    fields = PHASE_FIELDS[phase]
+    return dataclasses.replace(ReftStudyConfig(), **{f: getattr(config, f) for f in fields})
+
+
+# --------------------------------------------------------------------------------------------------
+# Phase results: small, self-contained (the notebook draws every figure from them alone)
+
+
+@dataclass
+class StudyPlan(Result):
+    """Phase 0: the measured timing and the budget (also in `out/plan.json`)."""
+
+    config_class = ReftStudyConfig
+
+    def figure(self):
+        from interp.figures.reft_study import budget_figure
+
+        return budget_figure(self)
+
+
+@dataclass
+class StudyTiming(Result):
+    """The plan's measurements: RED steps (whole answers, prefix-K) and decoding, wall and CPU."""
+
+    config_class = ReftStudyConfig
+
+    def figure(self):
+        import plotly.graph_objects as go
+
+        parts = ("train_full", "train_prefix")
+        return go.Figure(
+            go.Bar(x=list(parts), y=[self.meta["timing"][p]["seconds_per_step"] for p in parts]),
+            layout=dict(title="seconds per RED training step", template="simple_white"),
+        )
+
+
+@dataclass
+class NumberPhase(Result):
+    """Phase 1: where the probe and the sweep are, and x* per swept layer."""
+
+    config_class = ReftStudyConfig
+
+    def figure(self):
+        from interp.figures.reft_study import x_star_figure
+
+        return x_star_figure(self)
+
+
+@dataclass
+class TrainingPhase(Result):
+    """Phase 2: the pilot curve and the chosen step count, each arm's loss and bias-norm curve."""
+
+    config_class = ReftStudyConfig
+
+    @property
+    def steps(self) -> int:
+        return int(self.meta["steps"])
+
+    def figure(self):
+        from interp.figures.reft_study import loss_curves_figure
+
+        return loss_curves_figure(self)
+
+
+@dataclass
+class EvaluationPhase(Result):
+    """Phase 3: GSM8K accuracy (Wilson 95%), length, cap share per arm; paired differences vs base."""
+
+    config_class = ReftStudyConfig
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return self.tables["arms"]
+
+    def figure(self):
+        from interp.figures.reft_study import accuracy_figure
+
+        return accuracy_figure(self)
+
+
+@dataclass
+class ProjectionPhase(Result):
+    """Phase 4: each edit's projection on the sum direction vs x*, and how many sums it breaks."""
+
+    config_class = ReftStudyConfig
+
+    def figure(self):
+        from interp.figures.reft_study import projection_figure
+
+        return projection_figure(self)
+
+
+@dataclass
+class SwapPhase(Result):
+    """Phase 5: the problem pool, the selection, and the prefix swap's accuracy by k and variant."""
+
+    config_class = ReftStudyConfig
+
+    def figure(self):
+        from interp.figures.reft_study import swap_figure
+
+        return swap_figure(self)
+
+
+@dataclass
+class FaithfulnessPhase(Result):
+    """Phase 6: per-layer faithfulness of base and each arm, and their differences."""
+
+    config_class = ReftStudyConfig
+
+    def figure(self):
+        from interp.figures.reft_study import faithfulness_figure
+
+        return faithfulness_figure(self)
+
+
+@dataclass
+class StudySummary(Result):
+    """Phase 7: one table per claim, our numbers with intervals beside the research note's."""
+
+    config_class = ReftStudyConfig
+
+    def markdown(self) -> str:
+        from interp.analyses.reft_study_report import summary_markdown
+
+        return summary_markdown(self)
+
+    def figure(self):
+        from interp.figures.reft_study import accuracy_figure_from_rows
+
+        return accuracy_figure_from_rows(
+            self.tables.get("accuracy", []), self.meta.get("model", "")
+        )
+
+
+PHASE_RESULTS: dict[str, type[Result]] = {
+    "plan": StudyPlan,
+    "number": NumberPhase,
+    "train": TrainingPhase,
+    "eval": EvaluationPhase,
+    "projection": ProjectionPhase,
+    "swap": SwapPhase,
+    "faithfulness": FaithfulnessPhase,
+    "summary": StudySummary,
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure helpers
+
+
+def choose_steps(losses: Sequence[float], fraction: float = 0.9, window: int | None = None) -> dict:
+    """The step count read off a pilot's loss curve: the first step at which the loss, averaged
+    over the `window` steps before it, has made `fraction` of the drop from its first window to
+    its last one; rounded up to a multiple of 4 (the arms' save interval).
+
+    With one epoch every step sees pairs it never saw, so the curve is a held-out estimate.
+    A curve that does not fall gives all its steps.
+    """
+    n = len(losses)
+    if n == 0:
+        raise ValueError("the pilot logged no steps")
+    window = window or max(4, n // 16)
+    window = min(window, n)
+    smoothed = [sum(losses[i + 1 - window : i + 1]) / window for i in range(window - 1, n)]
+    start, end = smoothed[0], smoothed[-1]
+    if not start > end:
+        chosen = n
+    else:
+        goal = end + (1 - fraction) * (start - end)
+        first = next(i for i, value in enumerate(smoothed) if value <= goal)
+        chosen = first + window  # smoothed[i] ends at step index i + window - 1
+    chosen = min(n, max(window, 4 * math.ceil(chosen / 4)))
+    return {
+        "steps": chosen,
+        "window": window,
+        "start_loss": start,
+        "end_loss": end,
+        "smoothed": smoothed,
+    }
+
+
+def swap_selection(
+    base_rows: Sequence[dict[str, Any]],
+    donor_rows: Sequence[dict[str, Any]],
+    base_right: bool = True,
+) -> list[str]:
+    """Ids of the problems the donor gets wrong (and, with `base_right`, the base gets right),
+    in the pool's order."""
+    base = {r["id"]: bool(r["correct"]) for r in base_rows}
+    return [
+        r["id"]
+        for r in donor_rows
+        if not r["correct"] and (not base_right or base.get(r["id"], False))
+    ]
+
+
+def pool_sizes(start: int, most: int) -> list[int]:
+    """Pool sizes tried for the prefix swap: `start`, doubled until `most` (included)."""
+    sizes = [min(start, most)]
+    while sizes[-1] < most:
+        sizes.append(min(2 * sizes[-1], most))
+    return sizes
+
+
+# --------------------------------------------------------------------------------------------------
+# The study
+
+
+class Study:
+    """The whole chain on one model; each method is one phase (see the module docstring)."""
+
+    def __init__(
+        self,
+        model,
+        out: str | Path,
+        *,
+        resume: bool = True,
+        progress: bool = True,
+        config: ReftStudyConfig | None = None,
+        **overrides: Any,
+    ):
+        self.model = model
+        self.out = Path(out)
+        self.resume = resume
+        self.progress = progress
+        self.config = dataclasses.replace(config or ReftStudyConfig(), **overrides).check()
+        self._done: dict[str, Result] = {}
+        self._trained: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------------------------------------
+    # Running phases
+
+    def run(self, phases: Sequence[str] | None = None) -> dict[str, Result]:
+        """Run the phases asked for (default: all, in order); each is loaded when already saved."""
+        phases = tuple(phases or PHASES)
+        unknown = set(phases) - set(PHASES)
+        if unknown:
+            raise ValueError(f"unknown phases {sorted(unknown)}; the phases are {PHASES}")
+        methods = {
+            "plan": self.plan,
+            "number": self.number,
+            "train": self.train,
+            "eval": self.evaluate,
+            "projection": self.project,
+            "swap": self.swap,
+            "faithfulness": self.faithfulness,
+            "summary": lambda: self.summary(phases),
+        }
+        return {phase: methods[phase]() for phase in PHASES if phase in phases}
+
+    def _phase(self, phase: str, compute: Callable[[], Result], key=None) -> Result:
+        """Load phase `phase` from `out/phases/<phase>` or compute and save it (timed)."""
+        if phase in self._done:
+            return self._done[phase]
+        key = key or phase_key(self.config, phase)
+
+        def timed() -> Result:
+            started = time.perf_counter()
+            result = compute()
+            result.meta["seconds"] = time.perf_counter() - started
+            result.meta.setdefault("model", model_name(self.model))
+            return result
+
+        result = reuse_or_run(
+            self.out / "phases" / phase,
+            PHASE_RESULTS[phase],
+            key,
+            timed,
+            self.resume,
+            model=self.model,
+        )
+        self._done[phase] = result
+        return result
+
+    # ---------------------------------------------------------------------------------------------
+    # 0. plan
+
+    def plan(self) -> StudyPlan:
+        """Measure a RED step (whole answers and prefix-K) and GSM8K decoding, write the budget to
+        `out/plan.json` before anything else runs, and print it."""
+        result = self._phase("plan", self._plan)
+        print(json.dumps(result.meta["plan"], indent=2))
+        return result
+
+    def _plan(self) -> StudyPlan:
+        c = self.config
+        from interp.models.dtypes import dtype_name
+
+        def measure() -> StudyTiming:
+            timing = budget.measure(
+                self.model,
+                self._pairs(c.batch_size * c.timing_steps),
+                hook=c.red_hook,
+                batch_size=c.batch_size,
+                prefix_tokens=c.prefix_tokens,
+                steps=c.timing_steps,
+                decode_batch=c.eval_batch_size,
+                decode_tokens=c.timing_new_tokens,
+                seed=c.eval_seed + 1,  # not the evaluated problems' subset order
+            )
+            return StudyTiming(config=phase_key(c, "timing"), meta={"timing": timing})
+
+        timing = reuse_or_run(
+            self.out / "phases" / "timing",
+            StudyTiming,
+            phase_key(c, "timing"),
+            measure,
+            self.resume,
+            model=self.model,
+        ).meta["timing"]
+        arm_steps = c.steps or c.pilot_steps
+        sample = self._pairs(min(1000, arm_steps * c.batch_size * c.grad_accum))
+        tokens = budget.training_tokens(
+            sample, c.batch_size * c.grad_accum, c.prefix_tokens, c.full_share
+        )
+        reused = self._number_reusable() is not None
+        estimated = budget.estimate(timing, c, tokens, arm_steps, reused)
+        quiet = budget.estimate(timing, c, tokens, arm_steps, reused, basis="quiet")
+        p = c.expected_base_accuracy
+        power = {
+            "n": c.test_problems,
+            "assumed_base_accuracy": p,
+            "unpaired": detectable_difference(c.test_problems, p),
+            "paired_discordance_0.1": detectable_difference(c.test_problems, p, 0.1),
+            "paired_discordance_0.2": detectable_difference(c.test_problems, p, 0.2),
+            "paired_discordance_0.3": detectable_difference(c.test_problems, p, 0.3),
+            "how": "smallest true accuracy difference found with 80% power at two-sided 5%: "
+            "unpaired two proportions, or McNemar with the given share of discordant problems",
+        }
+        plan = {
+            "model": model_name(self.model),
+            "dtype": dtype_name(next(self.model.parameters()).dtype),
+            "steps_per_arm": c.steps
+            if c.steps is not None
+            else f"chosen by a {c.pilot_steps}-step pilot (at most {c.pilot_steps})",
+            "pairs_per_arm": arm_steps * c.batch_size * c.grad_accum,
+            "batch_size": c.batch_size,
+            "grad_accum": c.grad_accum,
+            "prefix_tokens": c.prefix_tokens,
+            "test_problems": c.test_problems,
+            "max_new_tokens": c.max_new_tokens,
+            "swap_problems": c.swap_problems,
+            "faith_triples": c.faith_triples,
+            "training_tokens": dataclasses.asdict(tokens),
+            "timing": timing,
+            "budget": estimated,
+            "budget_if_quiet": {
+                k: quiet[k]
+                for k in (
+                    "total_hours",
+                    "total_hours_without_pool_growth",
+                    "train_seconds_per_step_full",
+                    "train_seconds_per_step_prefix",
+                    "decode_tokens_per_second",
+                )
+            },
+            "power": power,
+        }
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.out / "plan.json", plan)
+        return StudyPlan(
+            config=phase_key(c, "plan"),
+            tables={"budget": estimated["rows"]},
+            meta={"plan": plan, "model": model_name(self.model)},
+        )
+
+    # ---------------------------------------------------------------------------------------------
+    # 1. number probe and push sweep
+
+    def _number_reusable(self) -> Path | None:
+        """`probe_dir` when it holds a probe and a sweep of this very model (dtype included)."""
+        folder = self.config.probe_dir
+        if folder is None:
+            return None
+        folder = Path(folder)
+        if not (is_saved(folder / "probe") and is_saved(folder / "sweep")):
+            return None
+        for part, kind in (
+            ("probe", number_probe.NumberProbeResult),
+            ("sweep", perturbation.PerturbationResult),
+        ):
+            try:
+                check_saved_model(kind.load(folder / part), self.model, folder / part)
+            except ValueError as error:
+                print(f"[reft-study] not reusing {folder}: {error}")
+                return None
+        return folder
+
+    def number(self) -> NumberPhase:
+        """The number probes and the push sweep (x*): a number-probe run of this model reused, or
+        computed here with the number-probe command's functions and settings."""
+        return self._phase("number", self._number)
+
+    def _number(self) -> NumberPhase:
+        c = self.config
+        folder = self._number_reusable()
+        reused = folder is not None
+        if folder is None:
+            folder = self.out / "number"
+            probe_config = with_prompt_template(
+                number_probe.NumberProbeConfig(
+                    n_problems=c.probe_problems,
+                    digits=c.probe_digits,
+                    style=c.probe_style,
+                    seed=c.seed,
+                    batch_size=c.number_batch_size,
+                ),
+                self.model.tokenizer,
+            )
+            probe = reuse_or_run(
+                folder / "probe",
+                number_probe.NumberProbeResult,
+                probe_config,
+                lambda: number_probe.run(self.model, **probe_config.__dict__),
+                self.resume,
+                model=self.model,
+            )
+            sweep_overrides = dict(
+                digits=c.sweep_digits,
+                n_problems=c.sweep_problems,
+                style=c.probe_style,
+                seed=c.seed + 1,
+                batch_size=c.number_batch_size,
+                strengths=c.sweep_strengths,
+            )
+            sweep_config = with_prompt_template(
+                perturbation.PerturbationConfig(**sweep_overrides), self.model.tokenizer
+            )
+            reuse_or_run(
+                folder / "sweep",
+                perturbation.PerturbationResult,
+                sweep_config,
+                lambda: perturbation.run(self.model, probe, **sweep_overrides),
+                self.resume,
+                model=self.model,
+            )
+        sweep = perturbation.PerturbationResult.load(folder / "sweep")
+        rows = []
+        for layer in sweep.layers:
+            low, high = sweep.x_star_interval(layer)
+            rows.append(
+                {
+                    "layer": layer,
+                    "x_star": sweep.x_star(layer),
+                    "x_star_low": low,
+                    "x_star_high": high,
+                }
+            )
+        return NumberPhase(
+            config=phase_key(c, "number"),
+            tables={"x_star": rows, "sweep": sweep.tables["sweep"]},
+            meta={
+                "folder": str(folder),
+                "reused": reused,
+                "base_accuracy": sweep.meta.get("base_accuracy"),
+                "n_base_correct": sweep.meta.get("n_base_correct"),
+                "style": sweep.config.style,
+            },
+        )
+
+    def probe_and_sweep(
+        self,
+    ) -> tuple[number_probe.NumberProbeResult, perturbation.PerturbationResult]:
+        folder = Path(self.number().meta["folder"])
+        return (
+            number_probe.NumberProbeResult.load(folder / "probe"),
+            perturbation.PerturbationResult.load(folder / "sweep"),
+        )
+
+    # ---------------------------------------------------------------------------------------------
+    # 2. training
+
+    def _pairs(self, n: int):
+        c = self.config
+        pairs = gsm8k_pairs(self.model.tokenizer, n=n, seed=c.seed)
+        return encode_pairs(pairs, self.model.tokenizer, max_answer_tokens=c.max_answer_tokens)
+
+    def arm_config(self, steps: int) -> reft_compare.ReftCompareConfig:
+        """The training comparison's config for `steps` optimizer steps of one epoch: every arm
+        sees the same `steps x batch x accumulation` pairs once."""
+        c = self.config
+        return reft_compare.ReftCompareConfig(
+            n_train=steps * c.batch_size * c.grad_accum,
+            train_seed=c.seed,
+            max_answer_tokens=c.max_answer_tokens,
+            epochs=1,
+            batch_size=c.batch_size,
+            grad_accum=c.grad_accum,
+            red_hook=c.red_hook,
+            red_lr=c.red_lr,
+            prefix_tokens=c.prefix_tokens,
+            full_share=c.full_share,
+            decode_prefix=c.decode_prefix,
+            bias_target=c.bias_target,
+            lora_rank=c.lora_rank,
+            lora_lr=c.lora_lr,
+        )
+
+    def train(self) -> TrainingPhase:
+        """Train every arm on the same GSM8K pairs for the same steps (a pilot picks the steps when
+        `steps` is None); checkpoints and histories under `out/train/<arm>`."""
+        return self._phase("train", self._train)
+
+    def _train(self) -> TrainingPhase:
+        c = self.config
+        pilot_rows: list[dict[str, Any]] = []
+        meta: dict[str, Any] = {}
+        steps = c.steps
+        if steps is None:
+            pilot_config = self.arm_config(c.pilot_steps)
+            _, history = reft_compare.train_arm(
+                self.model,
+                "red_all",
+                self._pairs(pilot_config.n_train),
+                pilot_config,
+                self.out / "pilot",
+                progress=self.progress,
+            )
+            losses = [r["loss"] for r in history.history]
+            choice = choose_steps(losses, c.pilot_fraction)
+            steps = choice["steps"]
+            window = choice["window"]
+            pilot_rows = [
+                {
+                    "step": i,
+                    "loss": loss,
+                    "smoothed": choice["smoothed"][i - window + 1] if i >= window - 1 else None,
+                }
+                for i, loss in enumerate(losses)
+            ]
+            meta["steps_rule"] = (
+                f"pilot: red_all for {c.pilot_steps} steps (one epoch, so every step's loss is on "
+                f"unseen pairs); loss averaged over {window} steps went from {choice['start_loss']:.3f} "
+                f"to {choice['end_loss']:.3f}; steps = first step where it made "
+                f"{c.pilot_fraction:.0%} of that drop, rounded up to a multiple of 4 (all the "
+                f"pilot's steps when it did not fall): {steps}"
+            )
+            meta["pilot_seconds"] = history.meta.get("seconds")
+        else:
+            meta["steps_rule"] = f"given: {steps} steps"
+        config = self.arm_config(steps)
+        pairs = self._pairs(config.n_train)
+        rows, curves = [], []
+        folders = {}
+        for arm in c.arms:
+            # a pilot that ran exactly the chosen steps is the red_all arm: same pairs, same config
+            root = (
+                self.out / "pilot"
+                if arm == "red_all" and c.steps is None and steps == c.pilot_steps
+                else self.out
+            )
+            folders[arm] = str(root / "train" / arm)
+            _, history = reft_compare.train_arm(
+                self.model, arm, pairs, config, root, progress=self.progress
+            )
+            last = history.history[-1]
+            tail = history.history[-max(1, len(history.history) // 8) :]
+            rows.append(
+                {
+                    "arm": arm,
+                    "steps": len(history.history),
+                    "final_loss": sum(r["loss"] for r in tail) / len(tail),
+                    "bias_norm": last.get("bias_norm"),
+                    "control_weight": last.get("control_weight"),
+                    "seconds": history.meta.get("seconds"),
+                    "loss_tokens": history.meta.get("n_loss_tokens"),
+                }
+            )
+            curves += [
+                {
+                    "arm": arm,
+                    **{k: h.get(k) for k in ("step", "loss", "bias_norm", "control_weight")},
+                }
+                for h in history.history
+            ]
+        meta.update(steps=steps, n_train=config.n_train, bias_target=c.bias_target, folders=folders)
+        return TrainingPhase(
+            config=phase_key(c, "train"),
+            tables={"arms": rows, "curves": curves, "pilot": pilot_rows},
+            meta=meta,
+        )
+
+    def trained(self, arm: str) -> list[Edit] | LoRA:
+        """An arm's trained edits (as trained: every position) or LoRA, loaded from its checkpoint."""
+        if arm not in self._trained:
+            folder = Path(self.train().meta["folders"][arm])
+            self._trained[arm] = checkpoints.load(folder / "checkpoint", self.model)
+        return self._trained[arm]
+
+    def decoding_edits(self, arm: str) -> list[Edit] | LoRA:
+        """What an arm decodes with: prefix arms edit the prompt and the first `decode_prefix`
+        generated tokens; RED-all and the KL-budget arm every token (the KL arm until its budget)."""
+        source = "red_prefix_pid" if arm == KL_ARM else arm
+        trained = self.trained(source)
+        if isinstance(trained, LoRA):
+            return trained
+        rule = (
+            PromptAndFirstGenerated(self.config.decode_prefix)
+            if arm in PREFIX_ARMS
+            else AllPositions()
+        )
+        return [Edit(e.hook, e.function, rule) for e in trained]
+
+    # ---------------------------------------------------------------------------------------------
+    # 3. GSM8K evaluation
+
+    def _decode(self, arm: str, out: Path, **settings: Any) -> math_eval.MathEvalResult:
+        """Greedy GSM8K answers of one arm (resumes from `out`)."""
+        c = self.config
+        kwargs: dict[str, Any] = dict(
+            dataset=c.eval_dataset,
+            split=c.eval_split,
+            n_problems=c.test_problems,
+            seed=c.eval_seed,
+            max_new_tokens=c.max_new_tokens,
+            batch_size=c.eval_batch_size,
+            out=out,
+            progress=self.progress,
+        )
+        kwargs.update(settings)
+        if arm == KL_ARM:
+            kwargs["kl_budget"] = c.kl_budget
+        if arm == "base":
+            return math_eval.run(Arm.plain(self.model, "base"), **kwargs)
+        edits = self.decoding_edits(arm)
+        if isinstance(edits, LoRA):
+            with edits.applied(self.model):
+                return math_eval.run(Arm.plain(self.model, arm), **kwargs)
+        return math_eval.run(Arm.edited(self.model, edits, arm), **kwargs)
+
+    def evaluate(self) -> EvaluationPhase:
+        """Greedy GSM8K of base and every arm on the same seeded problems; accuracy with Wilson
+        intervals, length, cap share, and each arm against base (paired bootstrap, McNemar)."""
+        return self._phase("eval", self._evaluate)
+
+    def _evaluate(self) -> EvaluationPhase:
+        c = self.config
+        training = self.train()
+        norms = {r["arm"]: r["bias_norm"] for r in training.tables["arms"]}
+        results = {arm: self._decode(arm, self.out / "eval" / arm) for arm in c.eval_arms}
+        base = results["base"]
+        base_correct = [bool(r["correct"]) for r in base.rows]
+        rows, problems = [], []
+        for index, (arm, result) in enumerate(results.items()):
+            low, high = result.accuracy_interval
+            row = {
+                "arm": arm,
+                "label": ARM_LABELS[arm],
+                "n": result.n,
+                "correct": result.n_correct,
+                "accuracy": result.accuracy,
+                "accuracy_low": low,
+                "accuracy_high": high,
+                "mean_tokens": result.mean_tokens,
+                "cap_rate": result.cap_rate,
+                "bias_norm": norms.get("red_prefix_pid" if arm == KL_ARM else arm),
+                "anchor": ANCHORS.get(arm),
+            }
+            if [r["id"] for r in result.rows] != [r["id"] for r in base.rows]:
+                raise RuntimeError(f"arm {arm} was decoded on other problems than base")
+            if arm != "base":
+                verdicts = [bool(r["correct"]) for r in result.rows]
+                paired = paired_comparison(base_correct, verdicts, c.n_bootstrap, c.seed + index)
+                row.update(paired)
+                row["detectable_difference"] = (
+                    detectable_difference(result.n, base.accuracy, paired["discordant_share"])
+                    if paired["discordant_share"] > 0
+                    else None
+                )
+            stops = [r.get("edit_stop") for r in result.rows if "edit_stop" in r]
+            if stops:
+                ends = [s if s is not None else r["n_tokens"] for s, r in zip(stops, result.rows)]
+                row["mean_edit_stop"] = sum(ends) / len(ends)
+                row["never_stopped"] = sum(s is None for s in stops)
+            rows.append(row)
+            problems += [
+                {
+                    "arm": arm,
+                    "id": r["id"],
+                    "correct": bool(r["correct"]),
+                    "n_tokens": r["n_tokens"],
+                    "hit_cap": bool(r["hit_cap"]),
+                    "edit_stop": r.get("edit_stop"),
+                }
+                for r in result.rows
+            ]
+        power = {
+            "n": base.n,
+            "base_accuracy": base.accuracy,
+            "unpaired": detectable_difference(base.n, base.accuracy),
+        }
+        return EvaluationPhase(
+            config=phase_key(c, "eval"),
+            tables={"arms": rows, "problems": problems},
+            meta={"power": power},
+        )
+
+    # ---------------------------------------------------------------------------------------------
+    # 4. projection on the number direction, and edit_breaks
+
+    def projection_edits(self) -> dict[str, tuple[list[Edit], str]]:
+        """The trained RED-all, a random RED with the same hook and per-layer bias norms, and the
+        README's random RED (bias norm `random_red_norm` on every hook_mlp_out)."""
+        c = self.config
+        trained = [Edit(e.hook, e.function) for e in self.trained("red_all")]
+        with torch.no_grad():
+            norms = bias_norms([e.function for e in trained]).tolist()
+        matched = [
+            Edit(e.hook, RED.random(e.function.width, norm, seed=c.seed + i))
+            for i, (e, norm) in enumerate(zip(trained, norms, strict=True))
+        ]
+        mean = sum(norms) / len(norms)
+        return {
+            "red_all": (trained, f"trained RED-all ({c.red_hook}, mean bias norm {mean:.3f})"),
+            "random_matched": (
+                matched,
+                f"random RED, same hook and per-layer bias norms as RED-all (mean {mean:.3f})",
+            ),
+            "random_reference": (
+                random_red_edits(self.model, c.random_red_norm, seed=c.seed),
+                f"random RED, bias norm {c.random_red_norm} on every hook_mlp_out (the README's)",
+            ),
+        }
+
+    def project(self) -> ProjectionPhase:
+        """Each edit's per-token projection on the sum direction at the probed layers vs x*, and
+        how many sums the base model gets right it breaks (`perturbation.edit_breaks`)."""
+        return self._phase("projection", self._project)
+
+    def _project(self) -> ProjectionPhase:
+        c = self.config
+        probe, sweep = self.probe_and_sweep()
+        layer = sweep.layers[0]
+        rows, per_layer, tensors = [], [], {}
+        for name, (edits, description) in self.projection_edits().items():
+            overrides = dict(
+                n_prompts=c.projection_prompts,
+                digits=sweep.config.digits,
+                seed=c.seed + 2,
+                edit_description=description,
+            )
+            key = with_prompt_template(
+                projection.ProjectionConfig(**overrides), self.model.tokenizer
+            )
+            proj = reuse_or_run(
+                self.out / "projection" / name,
+                projection.ProjectionResult,
+                key,
+                lambda edits=edits, overrides=overrides: projection.run(
+                    self.model, edits, probe, perturbation=sweep, **overrides
+                ),
+                self.resume,
+                model=self.model,
+            )
+            try:
+                breaks = perturbation.edit_breaks(
+                    self.model,
+                    edits,
+                    digits=sweep.config.digits,
+                    n_problems=sweep.config.n_problems,
+                    seed=sweep.config.seed,
+                    style=sweep.config.style,
+                    batch_size=c.number_batch_size,
+                )
+            except ValueError as error:  # the base model solves none of the sums
+                breaks = {"note": str(error)}
+            at = proj.projections(layer)
+            x_star = sweep.x_star(layer)
+            with torch.no_grad():
+                norms = bias_norms([e.function for e in edits])
+            rows.append(
+                {
+                    "edit": name,
+                    "description": description,
+                    "mean_bias_norm": float(norms.mean()),
+                    "layer": layer,
+                    "x_star": x_star,
+                    "mean_abs_projection": float(at.abs().mean()),
+                    "max_abs_projection": float(at.abs().max()),
+                    "share_beyond_x_star": float((at.abs() > x_star).float().mean()),
+                    **breaks,
+                }
+            )
+            per_layer += [{"edit": name, **r} for r in proj.tables["per_layer"]]
+            tensors[f"projections_{name}"] = at.float()
+        return ProjectionPhase(
+            config=phase_key(c, "projection"),
+            tensors=tensors,
+            tables={"edits": rows, "per_layer": per_layer},
+            meta={
+                "layer": layer,
+                "x_star": sweep.x_star(layer),
+                "x_star_interval": list(sweep.x_star_interval(layer)),
+            },
+        )
+
+    # ---------------------------------------------------------------------------------------------
+    # 5. prefix swap
+
+    def swap(self) -> SwapPhase:
+        """The trained RED-all writes the first k tokens, the base model continues, on problems the
+        donor gets wrong and the base gets right alone; the pool of test problems grows (doubling,
+        nested seeded subsets) until `swap_problems` such problems are found or the split ends."""
+        return self._phase("swap", self._swap)
+
+    def _swap(self) -> SwapPhase:
+        c = self.config
+        self.evaluate()
+        available = len(load_problems(c.eval_dataset, c.eval_split))
+        most = min(c.swap_pool_max or available, available)
+        pool_rows = []
+        previous: dict[str, list[math_eval.MathEvalResult]] = {"base": [], "red_all": []}
+        for size in pool_sizes(c.test_problems, most):
+            results = {}
+            for arm in ("base", "red_all"):
+                out = self.out / ("eval" if size == c.test_problems else f"swap/pool_{size}") / arm
+                results[arm] = self._decode(arm, out, n_problems=size, reuse=previous[arm])
+                previous[arm] = [results[arm]]
+            chosen = swap_selection(
+                results["base"].rows, results["red_all"].rows, c.swap_base_right
+            )
+            pool_rows.append(
+                {
+                    "pool": size,
+                    "found": len(chosen),
+                    "base_accuracy": results["base"].accuracy,
+                    "donor_accuracy": results["red_all"].accuracy,
+                }
+            )
+            if len(chosen) >= c.swap_problems:
+                break
+        meta: dict[str, Any] = {"pool": size, "found": len(chosen)}
+        if not chosen:
+            meta["note"] = f"no problem of {size} fits the selection: nothing to swap"
+            return SwapPhase(
+                config=phase_key(c, "swap"), tables={"pool": pool_rows, "accuracy": []}, meta=meta
+            )
+        chosen = chosen[: c.swap_problems]
+        by_id = {
+            p.id: p for p in subset(load_problems(c.eval_dataset, c.eval_split), size, c.eval_seed)
+        }
+        donor = Arm.edited(self.model, self.decoding_edits("red_all"), "red_all")
+        result = prefix_swap.run(
+            self.model,
+            donor=donor,
+            continuer=Arm.plain(self.model, "base"),
+            problems=[by_id[i] for i in chosen],
+            ks=c.swap_ks,
+            only_donor_wrong=True,
+            n_problems=len(chosen),
+            seed=c.eval_seed,
+            max_new_tokens=c.max_new_tokens,
+            batch_size=c.eval_batch_size,
+            out=self.out / "swap" / "run",
+            progress=self.progress,
+            reuse=[results["base"], results["red_all"]],
+        )
+        if len(chosen) < c.swap_problems:
+            meta["note"] = (
+                f"asked for {c.swap_problems} problems, the whole pool of {size} gave {len(chosen)}"
+            )
+        meta.update(
+            {k: result.meta[k] for k in ("donor_accuracy", "continuer_accuracy", "n_problems")}
+        )
+        closeness = result.tables.get("closeness", [])
+        return SwapPhase(
+            config=phase_key(c, "swap"),
+            tables={
+                "pool": pool_rows,
+                "accuracy": result.tables["accuracy"],
+                "closeness": closeness,
+            },
+            meta=meta,
+        )
+
+    # ---------------------------------------------------------------------------------------------
+    # 6. faithfulness
+
+    def faithfulness(self) -> FaithfulnessPhase:
+        """Number-faithfulness probes of base and each of `faith_arms` (their decoding edits) on the
+        same triples; edited minus base per layer (and head)."""
+        return self._phase("faithfulness", self._faithfulness)
+
+    def _faithfulness(self) -> FaithfulnessPhase:
+        c = self.config
+        common = dict(
+            n_triples=c.faith_triples,
+            facts_per_question=c.faith_facts,
+            max_prompt_tokens=c.faith_max_prompt_tokens,
+            seed=c.seed,
+            layers=c.faith_layers,
+            heads=c.faith_heads,
+            batch_size=c.faith_batch_size,
+        )
+        folder = self.out / "faithfulness"
+
+        def probe(arm: Arm, description: str, reference=None):
+            key = faithfulness.FaithfulnessConfig(
+                **common, arm=arm.name, edit_description=description
+            )
+            return reuse_or_run(
+                folder / arm.name,
+                faithfulness.FaithfulnessResult,
+                key,
+                lambda: faithfulness.run(
+                    arm,
+                    reference=reference,
+                    progress=self.progress,
+                    **{k: v for k, v in key.__dict__.items() if k != "arm"},
+                ),
+                self.resume,
+                model=self.model,
+            )
+
+        base = probe(Arm.plain(self.model, "base"), "none")
+        rows, likelihood, tensors = [], [], {}
+        for arm in c.faith_arms:
+            edits = self.decoding_edits(arm)
+            rule = "prompt + first k" if arm in PREFIX_ARMS else "every token"
+            edited = probe(
+                Arm.edited(self.model, edits, arm), f"trained {arm} ({c.red_hook}, {rule})", base
+            )
+            comparison = faithfulness_difference.run(base, edited)
+            comparison.save(folder / f"difference_{arm}")
+            rows += [{"arm": arm, **r} for r in comparison.tables["per_layer"]]
+            likelihood.append(
+                {
+                    "arm": arm,
+                    **{
+                        k: v
+                        for k, v in comparison.meta.items()
+                        if k.endswith(("likelihood_accuracy", "likelihood_margin"))
+                    },
+                }
+            )
+            if "delta_head_accuracy" in comparison.tensors:
+                tensors[f"delta_head_accuracy_{arm}"] = comparison.tensors["delta_head_accuracy"]
+        return FaithfulnessPhase(
+            config=phase_key(c, "faithfulness"),
+            tensors=tensors,
+            tables={"per_layer": rows, "likelihood": likelihood},
+            meta={"base_best_layer": base.best_layer(), "n_test": base.meta.get("n_test")},
+        )
+
+    # ---------------------------------------------------------------------------------------------
+    # 7. summary
+
+    def summary(self, phases: Sequence[str] = PHASES) -> StudySummary:
+        """One table per claim (ours with 95% intervals beside the research note's anchors) as
+        `summary.json` and `summary.md`, and every figure under `out/figures/`. Covers the phases
+        asked for in this run and those already saved."""
+        from interp.analyses.reft_study_report import build_summary, write_figures
+
+        included = tuple(p for p in PHASES[:-1] if p in phases or is_saved(self.out / "phases" / p))
+        key = dataclasses.replace(phase_key(self.config, "summary"), summary_phases=included)
+        methods = {
+            "plan": self.plan,
+            "number": self.number,
+            "train": self.train,
+            "eval": self.evaluate,
+            "projection": self.project,
+            "swap": self.swap,
+            "faithfulness": self.faithfulness,
+        }
+
+        def compute() -> StudySummary:
+            done = {p: methods[p]() for p in included}
+            summary = build_summary(done, key)
+            write_json_atomic(
+                self.out / "summary.json", {"tables": summary.tables, "meta": summary.meta}
+            )
+            (self.out / "summary.md").write_text(summary.markdown() + "\n")
+            write_figures({**done, "summary": summary}, self.out)
+            return summary
+
+        result = self._phase("summary", compute, key=key)
+        print(result.markdown())
+        return result
+
+
+def run(
+    model, out: str | Path, phases: Sequence[str] | None = None, **overrides: Any
+) -> dict[str, Result]:
+    """Run the study's phases on `model` into `out` (see `Study`)."""
+    return Study(model, out, **overrides).run(phases)
+
+
+def load(out: str | Path) -> dict[str, Result]:
+    """Every saved phase of a study folder, by phase name (no model needed): what the notebook
+    draws the figures from."""
+    out = Path(out)
+    return {
+        phase: kind.load(out / "phases" / phase)
+        for phase, kind in PHASE_RESULTS.items()
+        if is_saved(out / "phases" / phase)
+    }
+
+
+__all__ = [
+    "ANCHORS",
+    "PHASES",
+    "ReftStudyConfig",
+    "Study",
+    "TINY_SETTINGS",
+    "choose_steps",
+    "load",
+    "phase_key",
+    "pool_sizes",
+    "run",
+    "swap_selection",
+]

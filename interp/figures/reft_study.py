@@ -1,0 +1,307 @@
+"""Figures of the ReFT study (`interp.analyses.reft_study`), each drawn from a saved phase result
+alone: the budget, x*, loss and bias-norm curves, GSM8K accuracy beside the research note's
+anchors, paired differences, KL-budget stops, projections vs x*, the prefix swap, faithfulness."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import plotly.colors
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from interp.figures.common import TEMPLATE, wilson_error_bars
+
+PALETTE = plotly.colors.qualitative.Plotly
+
+
+def budget_figure(plan) -> go.Figure:
+    """Estimated hours per phase (stacked by item) from the plan's measured timing."""
+    fig = go.Figure()
+    for row in plan.tables["budget"]:
+        fig.add_trace(go.Bar(x=[row["phase"]], y=[row["hours"]], name=row["what"]))
+    fig.update_layout(
+        template=TEMPLATE,
+        barmode="stack",
+        title=f"Planned budget ({plan.meta['plan']['dtype']}): estimated hours per phase",
+        yaxis_title="hours",
+        showlegend=False,
+    )
+    return fig
+
+
+def x_star_figure(number) -> go.Figure:
+    """Error rate against the push along the sum direction, with x* marked, per swept layer."""
+    fig = go.Figure()
+    for index, row in enumerate(number.tables["x_star"]):
+        rows = [r for r in number.tables["sweep"] if r["layer"] == row["layer"]]
+        colour = PALETTE[index % len(PALETTE)]
+        fig.add_trace(
+            go.Scatter(
+                x=[r["strength"] for r in rows],
+                y=[r["error_rate"] for r in rows],
+                error_y=wilson_error_bars(rows, "error_rate", "error_low", "error_high"),
+                name=f"layer {row['layer']}",
+                line=dict(color=colour),
+            )
+        )
+        if math.isfinite(row["x_star"]):
+            for sign in (-1, 1):
+                fig.add_vline(x=sign * row["x_star"], line_dash="dash", line_color=colour)
+    fig.update_layout(
+        template=TEMPLATE,
+        title="Pushes along the sum direction: error rate and ±x*",
+        xaxis_title="push (probe units)",
+        yaxis_title="error rate (95% CI)",
+    )
+    return fig
+
+
+def loss_curves_figure(training) -> go.Figure:
+    """Training loss per step of every arm (and of the pilot, with the chosen step count), and the
+    mean RED bias norm with its target."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "mean RED bias norm"))
+    arms = list(dict.fromkeys(r["arm"] for r in training.tables["curves"]))
+    for index, arm in enumerate(arms):
+        rows = [r for r in training.tables["curves"] if r["arm"] == arm]
+        colour = PALETTE[index % len(PALETTE)]
+        steps = [r["step"] for r in rows]
+        fig.add_trace(
+            go.Scatter(x=steps, y=[r["loss"] for r in rows], name=arm, line=dict(color=colour)),
+            1,
+            1,
+        )
+        if any(r.get("bias_norm") is not None for r in rows):
+            fig.add_trace(
+                go.Scatter(
+                    x=steps,
+                    y=[r.get("bias_norm") for r in rows],
+                    name=arm,
+                    line=dict(color=colour),
+                    showlegend=False,
+                ),
+                1,
+                2,
+            )
+    pilot = training.tables.get("pilot") or []
+    if pilot:
+        fig.add_trace(
+            go.Scatter(
+                x=[r["step"] for r in pilot],
+                y=[r["smoothed"] for r in pilot],
+                name="pilot (red_all), smoothed",
+                line=dict(color="black", dash="dot"),
+            ),
+            1,
+            1,
+        )
+        fig.add_vline(x=training.meta["steps"], line_dash="dash", row=1, col=1)
+    fig.add_hline(
+        y=training.meta["bias_target"], line_dash="dot", annotation_text="PID target", row=1, col=2
+    )
+    fig.update_xaxes(title_text="optimizer step")
+    fig.update_layout(template=TEMPLATE, title=f"Training: {training.meta['steps_rule']}")
+    return fig
+
+
+def accuracy_figure(evaluation) -> go.Figure:
+    return accuracy_figure_from_rows(evaluation.rows, evaluation.meta.get("model", ""))
+
+
+def accuracy_figure_from_rows(rows: Sequence[dict[str, Any]], model: str = "") -> go.Figure:
+    """GSM8K accuracy per arm (Wilson 95%) with the research note's Llama-3-8B anchors, each arm
+    minus base (paired bootstrap 95%), and mean answer length."""
+    fig = make_subplots(
+        rows=1,
+        cols=3,
+        subplot_titles=("accuracy (95% CI)", "arm minus base (paired 95% CI)", "mean tokens"),
+    )
+    names = [r["arm"] for r in rows]
+    fig.add_trace(
+        go.Bar(
+            x=names,
+            y=[r["accuracy"] for r in rows],
+            error_y=wilson_error_bars(rows, "accuracy", "accuracy_low", "accuracy_high"),
+            name=f"this study ({model})",
+        ),
+        1,
+        1,
+    )
+    anchored = [r for r in rows if r.get("anchor") is not None]
+    fig.add_trace(
+        go.Scatter(
+            x=[r["arm"] for r in anchored],
+            y=[r["anchor"] / 100 for r in anchored],
+            mode="markers",
+            marker=dict(symbol="diamond", size=12, color="black"),
+            name="research note (Llama-3-8B)",
+        ),
+        1,
+        1,
+    )
+    compared = [r for r in rows if "difference" in r]
+    fig.add_trace(
+        go.Bar(
+            x=[r["arm"] for r in compared],
+            y=[r["difference"] for r in compared],
+            error_y=wilson_error_bars(compared, "difference", "difference_low", "difference_high"),
+            showlegend=False,
+        ),
+        1,
+        2,
+    )
+    fig.add_trace(go.Bar(x=names, y=[r["mean_tokens"] for r in rows], showlegend=False), 1, 3)
+    fig.update_yaxes(range=[0, 1], row=1, col=1)
+    fig.update_layout(template=TEMPLATE, title="GSM8K, greedy, the same seeded test problems")
+    return fig
+
+
+def kl_stops_figure(evaluation) -> go.Figure:
+    """Where KL-budget decoding stopped editing: the generated token index of each answer."""
+    rows = [r for r in evaluation.tables["problems"] if r["arm"].endswith("_kl")]
+    fig = go.Figure(
+        go.Histogram(
+            x=[r["edit_stop"] if r["edit_stop"] is not None else r["n_tokens"] for r in rows],
+            nbinsx=40,
+        )
+    )
+    fig.update_layout(
+        template=TEMPLATE,
+        title="KL-budget decoding: the token at which editing stopped (end of answer: never)",
+        xaxis_title="generated token",
+        yaxis_title="answers",
+    )
+    return fig
+
+
+def projection_figure(phase) -> go.Figure:
+    """Per-token projections on the sum direction (trained RED-all and random REDs) with ±x*, and
+    the share of sums each edit breaks (Wilson 95%)."""
+    layer, x_star = phase.meta["layer"], phase.meta["x_star"]
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.65, 0.35],
+        subplot_titles=(f"projection at layer {layer} (probe units)", "sums broken (95% CI)"),
+    )
+    tallest = 0
+    for index, row in enumerate(phase.tables["edits"]):
+        values = phase.tensors[f"projections_{row['edit']}"].tolist()
+        tallest = max(tallest, len(values))
+        fig.add_trace(
+            go.Histogram(
+                x=values,
+                name=row["edit"],
+                opacity=0.6,
+                nbinsx=80,
+                marker_color=PALETTE[index % len(PALETTE)],
+            ),
+            1,
+            1,
+        )
+    if math.isfinite(x_star):
+        for sign in (-1, 1):
+            fig.add_vline(x=sign * x_star, line_dash="dash", row=1, col=1)
+    broken = [r for r in phase.tables["edits"] if "broken_rate" in r]
+    fig.add_trace(
+        go.Bar(
+            x=[r["edit"] for r in broken],
+            y=[r["broken_rate"] for r in broken],
+            error_y=wilson_error_bars(broken, "broken_rate", "broken_low", "broken_high"),
+            showlegend=False,
+        ),
+        1,
+        2,
+    )
+    fig.update_layout(
+        template=TEMPLATE,
+        barmode="overlay",
+        title=f"Where the edits land on the sum direction (x* = {x_star:.3g})",
+    )
+    return fig
+
+
+def swap_figure(phase) -> go.Figure:
+    """Accuracy of the swapped answers against k (Wilson 95%), one line per variant."""
+    fig = go.Figure()
+    rows = phase.tables["accuracy"]
+    for index, variant in enumerate(dict.fromkeys(r["variant"] for r in rows)):
+        cell = [r for r in rows if r["variant"] == variant]
+        fig.add_trace(
+            go.Scatter(
+                x=[r["k"] for r in cell],
+                y=[r["accuracy"] for r in cell],
+                error_y=wilson_error_bars(cell, "accuracy", "low", "high"),
+                name=variant,
+                line=dict(color=PALETTE[index % len(PALETTE)]),
+            )
+        )
+    fig.update_layout(
+        template=TEMPLATE,
+        title=(
+            f"Prefix swap: trained RED-all writes k tokens, base continues "
+            f"({phase.meta.get('n_problems', 0)} problems)"
+        ),
+        xaxis_title="k (donor tokens)",
+        yaxis_title="accuracy (95% CI)",
+        yaxis_range=[0, 1],
+    )
+    return fig
+
+
+def faithfulness_figure(phase) -> go.Figure:
+    """Held-out faithfulness-probe accuracy per layer: base and each arm, and arm minus base."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("probe accuracy", "arm minus base"))
+    rows = phase.tables["per_layer"]
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    for index, arm in enumerate(arms):
+        cell = [r for r in rows if r["arm"] == arm]
+        layers = [r["layer"] for r in cell]
+        colour = PALETTE[(index + 1) % len(PALETTE)]
+        if index == 0:
+            fig.add_trace(
+                go.Scatter(
+                    x=layers,
+                    y=[r["base_accuracy"] for r in cell],
+                    name="base",
+                    line=dict(color=PALETTE[0]),
+                ),
+                1,
+                1,
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=layers, y=[r["edited_accuracy"] for r in cell], name=arm, line=dict(color=colour)
+            ),
+            1,
+            1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=layers,
+                y=[r["delta_accuracy"] for r in cell],
+                name=arm,
+                line=dict(color=colour),
+                showlegend=False,
+            ),
+            1,
+            2,
+        )
+    fig.update_xaxes(title_text="layer")
+    fig.update_layout(template=TEMPLATE, title="Number faithfulness: base vs trained arms")
+    return fig
+
+
+__all__ = [
+    "accuracy_figure",
+    "accuracy_figure_from_rows",
+    "budget_figure",
+    "faithfulness_figure",
+    "kl_stops_figure",
+    "loss_curves_figure",
+    "projection_figure",
+    "swap_figure",
+    "x_star_figure",
+]

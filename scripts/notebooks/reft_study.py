@@ -1,0 +1,72 @@
+"""Cells of notebooks/reft_study.ipynb: the ReFT study's saved results, every figure, no recomputing."""
+
+from nbformat.v4 import new_code_cell, new_markdown_cell
+
+CELLS = [
+    new_markdown_cell(
+        "# The ReFT study: trained REDs, GSM8K, the number direction, prefix swap, faithfulness\n\n"
+        "Loads what `python -m interp reft-study` saved (every phase under `STUDY/phases/`) and "
+        "draws each figure from it; nothing is trained, decoded or probed here. Set the "
+        "environment variable `REFT_STUDY` to another study folder. Where no study is saved (a "
+        "fresh checkout, CI), the first cell runs the chain at toy sizes on smollm2 so that every "
+        "cell has something to draw; smollm2 solves no GSM8K problem, so read those numbers as a "
+        "check of the plumbing, not as findings."
+    ),
+    new_code_cell(
+        "import json\n"
+        "import os\n"
+        "from pathlib import Path\n\n"
+        "from IPython.display import Markdown\n\n"
+        "from interp.analyses import reft_study\n"
+        "from interp.analyses.faithfulness_difference import FaithfulnessComparison\n"
+        "from interp.figures import reft_study as figures\n\n"
+        "STUDY = Path(os.environ.get('REFT_STUDY', 'runs/reft_study/qwen2.5-coder-0.5b-instruct'))\n"
+        "if not (STUDY / 'phases' / 'summary').is_dir():\n"
+        "    import interp\n\n"
+        "    STUDY = Path('runs/reft_study_tiny/smollm2-135m-instruct')\n"
+        "    reft_study.run(interp.load_model('smollm2-135m-instruct'), STUDY, progress=False,\n"
+        "                   **reft_study.TINY_SETTINGS)\n"
+        "phases = reft_study.load(STUDY)  # every saved phase, no model needed\n"
+        "print(STUDY, sorted(phases))"
+    ),
+    new_markdown_cell(
+        "## 0. The plan: measured step and decoding times, and the budget per phase\n"
+        "Written to `plan.json` before anything else ran."
+    ),
+    new_code_cell(
+        "plan = phases['plan'].meta['plan']\n"
+        "print(json.dumps({k: plan[k] for k in ('model', 'dtype', 'steps_per_arm', 'test_problems')},"
+        " indent=1))\n"
+        "print(json.dumps(plan['timing'], indent=1))\n"
+        "print(f\"estimated {plan['budget']['total_hours']:.1f} h; power: {plan['power']}\")\n"
+        "phases['plan'].figure()"
+    ),
+    new_markdown_cell("## 1. The number direction: pushes and x*"),
+    new_code_cell("phases['number'].tables['x_star'], phases['number'].figure()"),
+    new_markdown_cell(
+        "## 2. Training: the pilot's loss curve picks the steps; loss and bias norm of every arm"
+    ),
+    new_code_cell("print(phases['train'].meta['steps_rule'])\nphases['train'].figure()"),
+    new_markdown_cell(
+        "## 3. GSM8K: accuracy (Wilson 95%) beside the research note's anchors, each arm minus "
+        "base (paired bootstrap 95%), and where KL-budget decoding stopped editing"
+    ),
+    new_code_cell("phases['eval'].figure()"),
+    new_code_cell("figures.kl_stops_figure(phases['eval'])"),
+    new_markdown_cell(
+        "## 4. The trained RED-all on the sum direction, against x* and random REDs of the same "
+        "bias norm; how many sums each breaks"
+    ),
+    new_code_cell("phases['projection'].tables['edits']"),
+    new_code_cell("phases['projection'].figure()"),
+    new_markdown_cell("## 5. Prefix swap: the trained RED-all writes k tokens, the base continues"),
+    new_code_cell("print(phases['swap'].meta)\nphases['swap'].figure()"),
+    new_markdown_cell("## 6. Number faithfulness: base vs the trained arms"),
+    new_code_cell("phases['faithfulness'].figure()"),
+    new_code_cell(
+        "arm = phases['faithfulness'].tables['likelihood'][0]['arm']\n"
+        "FaithfulnessComparison.load(STUDY / 'faithfulness' / f'difference_{arm}').figure()"
+    ),
+    new_markdown_cell("## 7. The summary table"),
+    new_code_cell("Markdown(phases['summary'].markdown())"),
+]
