@@ -18,8 +18,8 @@ from interp.analyses.reft_study import (
     pool_sizes,
     swap_selection,
 )
-from interp.analyses.reft_study_stats import detectable_difference, paired_comparison
 from interp.results import config_from_dict, config_to_dict
+from interp.stats import detectable_difference, paired_comparison
 
 # --------------------------------------------------------------------------------------------------
 # Pure parts

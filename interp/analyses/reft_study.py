@@ -44,7 +44,6 @@ from interp.analyses import (
     reft_compare,
 )
 from interp.analyses import reft_study_budget as budget
-from interp.analyses.reft_study_stats import detectable_difference, paired_comparison
 from interp.core.positions import AllPositions, PromptAndFirstGenerated
 from interp.data.arithmetic import with_prompt_template
 from interp.data.math_sets import load_problems, subset
@@ -54,6 +53,7 @@ from interp.interventions.lora import LoRA
 from interp.interventions.random_red import random_red_edits
 from interp.models import model_name
 from interp.results import Result, check_saved_model, reuse_or_run, write_json_atomic
+from interp.stats import detectable_difference, paired_comparison
 from interp.storage import is_saved
 from interp.training import checkpoints
 from interp.training.data import encode_pairs, gsm8k_pairs
