@@ -43,6 +43,7 @@ STEPS = (
     "gsm8k",
     "thought_states",
     "faithfulness",
+    "probe_noise",  # the probe R² of layers 0-3 on other seeds: the noise a dtype gap is judged by
     "train_adder",
     "train_adder_seed1",  # float32 only, like train_smollm2_seed1
     "train_smollm2",
@@ -178,6 +179,31 @@ def faithfulness_step(dtype: str, out: Path) -> None:
     )
 
 
+NOISE_SEEDS, NOISE_LAYERS = (1, 2, 3), (0, 1, 2, 3)
+
+
+def probe_noise_step(dtype: str, out: Path) -> None:
+    """The number-probe command's probes at layers 0-3 on other seeds (other problems, other
+    split): how much the held-out R² of a layer moves from seed to seed, and the dtype gap there."""
+    from interp import load_model
+    from interp.analyses import number_probe
+    from interp.data.arithmetic import with_prompt_template
+    from interp.results import reuse_or_run
+
+    model = load_model(MODEL, dtype=dtype)
+    for seed in NOISE_SEEDS:
+        options = dict(layers=NOISE_LAYERS, seed=seed)
+        config = with_prompt_template(number_probe.NumberProbeConfig(**options), model.tokenizer)
+        reuse_or_run(
+            out / f"seed{seed}",
+            number_probe.NumberProbeResult,
+            config,
+            lambda options=options: number_probe.run(model, **options),
+            True,
+            model=model,
+        )
+
+
 def train_adder_step(dtype: str, out: Path, seed: int = 0) -> None:
     """A RED on every MLP output of the toy adder learns a new answer format (3 epochs)."""
     import torch
@@ -204,6 +230,7 @@ ONE_PROCESS_STEPS = {
     "sweep_confirmed": lambda dtype, out: sweep_step(dtype, out, DEFAULT_MARGIN),
     "thought_states": thought_states_step,
     "faithfulness": faithfulness_step,
+    "probe_noise": probe_noise_step,
     "train_adder": train_adder_step,
     "train_adder_seed1": lambda dtype, out: train_adder_step(dtype, out, seed=1),
 }
@@ -233,6 +260,8 @@ def loaded(out: Path, step: str, dtype: str):
         return thought_states.ThoughtStatesResult.load(folder / "result")
     if step == "faithfulness":
         return faithfulness.FaithfulnessResult.load(folder / "result")
+    if step == "probe_noise":
+        return [number_probe.NumberProbeResult.load(folder / f"seed{s}") for s in NOISE_SEEDS]
     if step.startswith("train_adder"):
         return TrainResult.load(folder / "result")
     return TrainResult.load(folder)
@@ -341,6 +370,27 @@ def gsm8k_rows(f32, bf16) -> list[tuple[str, str, str, str]]:
     ]  # fmt: skip
 
 
+def probe_noise_rows(f32, bf16, main32, main16) -> list[tuple[str, str, str, str]]:
+    """Per layer 0-3: the float32 R² over four seeds (the main run's and three more) with its
+    spread, and the bf16 - f32 gap on each seed."""
+    import statistics
+
+    rows = []
+    for i, layer in enumerate(NOISE_LAYERS):
+        r32 = [main32.r2()[layer]] + [probe.r2()[i] for probe in f32]
+        r16 = [main16.r2()[layer]] + [probe.r2()[i] for probe in bf16]
+        gaps = [b - a for a, b in zip(r32, r16, strict=True)]
+        rows.append(
+            (
+                f"sum probe R², layer {layer}, seeds 0-3",
+                f"{statistics.mean(r32):.4f} ± {statistics.stdev(r32):.4f} (sd over seeds)",
+                f"{statistics.mean(r16):.4f} ± {statistics.stdev(r16):.4f}",
+                "bf16 − f32 per seed: " + ", ".join(f"{g:+.4f}" for g in gaps),
+            )
+        )
+    return rows
+
+
 def per_layer_gap(f32_rows, bf16_rows, key: str) -> tuple[float, int]:
     gaps = [(abs(a[key] - b[key]), a["layer"]) for a, b in zip(f32_rows, bf16_rows)]
     return max(gaps)
@@ -427,6 +477,13 @@ def table(out: Path) -> str:
         for row in sweep_rows(name, f32_probe[1], bf16):
             lines.append("| " + " | ".join(row) + " |")
         lines.append(f"| {step}: wall time | | {minutes(out, step, 'bfloat16')} | |")
+    bf16_probe = loaded(out, "number_probe", "bfloat16")
+    noise = [loaded(out, "probe_noise", dtype) for dtype in DTYPES]
+    if None in (f32_probe, bf16_probe, *noise):
+        lines.append("| probe_noise | not done | not done | |")
+    else:
+        for row in probe_noise_rows(*noise, f32_probe[0], bf16_probe[0]):
+            lines.append("| " + " | ".join(row) + " |")
     for step, make in makers.items():
         f32, bf16 = loaded(out, step, "float32"), loaded(out, step, "bfloat16")
         if f32 is None or bf16 is None:

@@ -24,7 +24,12 @@ import torch
 
 import interp
 from interp.core.tokens import pad_token_id
-from interp.data.reasoning_traces import TraceConfig, generate_traces, held_out_problems
+from interp.data.reasoning_traces import (
+    N_HELD_OUT,
+    TraceConfig,
+    generate_traces,
+    held_out_problems,
+)
 from interp.interventions.lora import LoRA
 from interp.models.gguf_cache import default_cache_dir
 from interp.models.reasoner import (
@@ -37,8 +42,6 @@ from interp.models.reasoner import (
 from interp.training import checkpoints
 from interp.training.masks import make_batch
 from interp.training.trainer import TrainConfig, answer_loss, attached, frozen, train
-
-N_HELD_OUT = 256  # questions never trained on; the first --eval-problems are measured
 
 
 @dataclass(frozen=True)

@@ -347,3 +347,34 @@ def test_math_eval_command_on_smollm2_two_workers_equals_one_process(cluster, sm
     merged = math_eval.MathEvalResult.load(out)
     assert_same_rows(merged, single)
     assert merged.config == single.config
+
+
+@pytest.mark.slow
+def test_reft_compare_arms_on_workers_equal_one_process(cluster, smollm2, tmp_path):
+    """Edit arms decode on the workers, the LoRA arm (it changes weights the workers do not hold)
+    and all training in the driver: the table is the one-process table."""
+    from interp.analyses import reft_compare
+
+    settings = dict(
+        n_train=4,
+        max_answer_tokens=8,
+        prefix_tokens=4,
+        n_eval=2,
+        max_new_tokens=6,
+        eval_batch_size=1,
+        eval_arms=("base", "red_prefix_pid", "red_prefix_pid_kl", "lora", "loreft"),
+        trained_arms=("red_prefix_pid", "lora", "loreft"),
+        progress=False,
+    )
+    single = reft_compare.run(smollm2, out=tmp_path / "single", **settings)
+    merged = reft_compare.run(smollm2, out=tmp_path / "merged", workers=2, **settings)
+    assert [r["arm"] for r in merged.rows] == list(settings["eval_arms"])
+    for a, b in zip(merged.rows, single.rows, strict=True):
+        timing = {k for k in a if "second" in k}
+        assert {k: v for k, v in a.items() if k not in timing} == {
+            k: v for k, v in b.items() if k not in timing
+        }, a["arm"]
+    for arm in ("base", "red_prefix_pid"):
+        rows_single = math_eval.MathEvalResult.load(tmp_path / "single" / "eval" / arm)
+        rows_merged = math_eval.MathEvalResult.load(tmp_path / "merged" / "eval" / arm)
+        assert_same_rows(rows_merged, rows_single)

@@ -128,6 +128,11 @@ def test_statistics_count_reflections_after_wrong_and_right_steps() -> None:
     assert stats[f"{REFLECTION}_per_response"] == 1.0
     assert stats[f"{TRANSITION}_per_response"] == 0.5
     assert stats[f"{EXECUTION}_per_response"] == 2.0
+    assert stats["slipped_share"] == 0.5  # the first response wrote 3 + 4 = 8
+    assert stats["reflection_per_slipped_response"] == 2.0
+    assert stats["reflection_per_clean_response"] == 0.0
+    only_clean = trace_statistics(["no format at all"], [10])
+    assert math.isnan(only_clean["reflection_per_slipped_response"])  # no such response
 
 
 def test_held_out_problems_are_fixed_and_never_trained_on() -> None:

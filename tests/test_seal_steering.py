@@ -1,6 +1,8 @@
 """Steered decoding: the SEAL edit touches exactly the boundary tokens inside the span (with and
 without the KV cache, batched and alone), and the steering study's arms on real models."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -122,3 +124,46 @@ def test_arm_grid_cross_and_full():
         "steer_pooled_L4_a2",
         "steer_pooled_L8_a2",
     ]
+
+
+def test_arms_on_the_organisms_problems_count_needed_and_redundant_reflections():
+    """On the trace generator's problems every arm row carries needed / redundant reflections read
+    from its outputs; on other problems it does not."""
+    from interp.data.reasoning_traces import held_out_problems
+    from interp.testing import tiny_model
+
+    tiny = tiny_model("qwen2", n_layers=2, d_model=32, seed=1, n_ctx=512)  # room for a question
+    organism_problems = [p.as_math_problem() for p in held_out_problems(2)]
+    options = dict(
+        layers=(1,),
+        alphas=(1.0,),
+        main_layer=1,
+        max_new_tokens=4,
+        prompt_style="plain",
+        penalty_strings=("w",),
+        progress=False,
+    )
+    result = steering.run(tiny, _vector(tiny), organism_problems, **options)
+    for row in result.tables["arms"]:
+        assert set(steering.ORGANISM_COLUMNS) <= set(row)
+    assert "needed reflections / response" in steering.comparison_markdown(result)
+    other = [dataclasses.replace(p, source="gsm8k") for p in organism_problems]
+    plain = steering.run(tiny, _vector(tiny), other, **options)
+    assert "needed_reflections_per_response" not in plain.tables["arms"][0]
+    assert "needed reflections" not in steering.comparison_markdown(plain)
+
+
+def test_organism_columns_read_necessity_off_the_text():
+    from interp.data.reasoning_traces import held_out_problems
+
+    problem = held_out_problems(1)[0].as_math_problem()
+    text = (
+        "<think>\nA starts with 3.\n\nA has 3 + 4 = 8.\n\nWait, 3 + 4 = 7, not 8.\n\n"
+        "A has 7 * 2 = 14.\n\nLet me verify: 7 * 2 = 14.\n</think>\n\\boxed{14}"
+    )
+    columns = steering._organism_columns(
+        [{"id": problem.id, "output": text}], {problem.id: problem}
+    )
+    assert columns["needed_reflections_per_response"] == 1.0  # after 3 + 4 = 8
+    assert columns["redundant_reflections_per_response"] == 1.0  # after 7 * 2 = 14
+    assert columns["wrong_step_rate"] == 0.5 and columns["well_formed"] == 1.0

@@ -33,6 +33,7 @@ from interp.analyses.thought_states import ThoughtStatesResult
 from interp.analyses.thought_stats import response_row
 from interp.core.positions import boundary_tokens
 from interp.data.math_sets import MathProblem, problem_ids_sha
+from interp.data.reasoning_traces import TRACE_SOURCE, trace_statistics
 from interp.decoding.processors import TokenPenalty
 from interp.distributed import WorkerPool, check_workers, pool_for
 from interp.figures.seal import steering_figure
@@ -240,6 +241,8 @@ def run(
         problem_ids_sha=problem_ids_sha(problems),
     )
     by_id = {p.id: p for p in problems}
+    # problems of the organism's trace generator: each reflection's necessity can be read off
+    organism = all(p.source == TRACE_SOURCE for p in problems)
     boundaries = boundary_tokens(tokenizer)
     arm_rows, problem_rows, base_outputs = [], [], {}
     with pool_for(model, workers, ray_address) as shared_workers:
@@ -278,7 +281,10 @@ def run(
                     base_outputs[row["id"]] = row["output"]
             changed = sum(r["output"] != base_outputs.get(r["id"]) for r in evaluation.rows)
             problem_rows.extend(per_problem)
-            arm_rows.append(_arm_row(spec, evaluation, per_problem, changed))
+            row = _arm_row(spec, evaluation, per_problem, changed)
+            if organism:
+                row.update(_organism_columns(evaluation.rows, by_id))
+            arm_rows.append(row)
     meta = {
         "model": model_name(model),
         "n_problems": len(problems),
@@ -303,6 +309,25 @@ def response_from_row(row: dict[str, Any], problem: MathProblem) -> Response:
         source=problem.source,
         hit_cap=bool(row["hit_cap"]),
     )
+
+
+ORGANISM_COLUMNS = (
+    "needed_reflections_per_response",
+    "redundant_reflections_per_response",
+    "wrong_step_rate",
+    "reflection_after_wrong",
+    "reflection_after_right",
+    "well_formed",
+)
+
+
+def _organism_columns(
+    rows: list[dict[str, Any]], by_id: dict[str, MathProblem]
+) -> dict[str, float]:
+    """For the trace generator's problems: needed and redundant reflections per response (after a
+    wrong / a right step), the slip rate and the format, read from the outputs' text."""
+    stats = trace_statistics([r["output"] for r in rows], [by_id[r["id"]].answer for r in rows])
+    return {key: stats[key] for key in ORGANISM_COLUMNS}
 
 
 def _arm_row(spec: ArmSpec, evaluation, per_problem: list[dict], changed: int) -> dict[str, Any]:
@@ -337,13 +362,23 @@ def comparison_markdown(result: SteeringResult, rows: list[dict] | None = None) 
         "| reflection / response | transition / response | execution / response |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    organism = bool(rows) and all("needed_reflections_per_response" in r for r in rows)
+    if organism:
+        lines[0] += " needed reflections / response | redundant reflections / response |"
+        lines[1] += " --- | --- |"
     for r in rows:
+        extra = (
+            f" {r['needed_reflections_per_response']:.2f} |"
+            f" {r['redundant_reflections_per_response']:.2f} |"
+            if organism
+            else ""
+        )
         lines.append(
             f"| {r['arm']} | {'' if r['layer'] is None else r['layer']} | "
             f"{'' if r['alpha'] is None else format(r['alpha'], 'g')} | "
             f"{r['correct']}/{r['n']} = {r['accuracy']:.1%} ({r['accuracy_low']:.1%}–"
             f"{r['accuracy_high']:.1%}) | {r['mean_tokens']:.0f} | {r['cap_rate']:.0%} | "
             f"{r['outputs_changed']:.0%} | {r['reflection_per_response']:.2f} | "
-            f"{r['transition_per_response']:.2f} | {r['execution_per_response']:.2f} |"
+            f"{r['transition_per_response']:.2f} | {r['execution_per_response']:.2f} |{extra}"
         )
     return "\n".join(lines)

