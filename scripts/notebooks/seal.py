@@ -82,9 +82,7 @@ CELLS = [
         "normalization are saved with it."
     ),
     new_code_cell(
-        "vector = states.steering_vector('pooled')\n"
-        "vector.save(WORK / 'vector')\n"
-        "vector.describe()"
+        "vector = states.steering_vector('pooled')\nvector.save(WORK / 'vector')\nvector.describe()"
     ),
     new_markdown_cell(
         "## 4. Steered decoding on split B\n"
