@@ -42,6 +42,8 @@ STEPS = (
     "sweep_confirmed",
     "gsm8k",
     "thought_states",
+    # qwen's GSM8K answers hold one reflection in 523 thoughts: separability needs the organism
+    "thought_states_organism",
     "faithfulness",
     "probe_noise",  # the probe R² of layers 0-3 on other seeds: the noise a dtype gap is judged by
     "train_adder",
@@ -161,6 +163,36 @@ def thought_states_step(dtype: str, out: Path) -> None:
     )
 
 
+ORGANISM_RESPONSES = ROOT / "runs" / "seal_organism" / "responses.jsonl"
+
+
+def thought_states_organism_step(dtype: str, out: Path) -> None:
+    """Separability on the SEAL organism (`reasoner`, which reflects) in both dtypes, on the same
+    sampled responses: split A of the README's organism run."""
+    from interp import load_model
+    from interp.analyses import thought_states
+    from interp.data.jsonl import read_jsonl
+    from interp.results import reuse_or_run
+    from interp.text.thoughts import Response
+
+    if not ORGANISM_RESPONSES.exists():
+        raise SystemExit(
+            f"{ORGANISM_RESPONSES} is missing: run the README's SEAL organism command first"
+        )
+    responses = [Response.from_dict(row) for row in read_jsonl(ORGANISM_RESPONSES)]
+    model = load_model("reasoner", dtype=dtype)
+    options = dict(span="think", store=str(out / "chunks"), tsne_layers=(), seed=0)
+    config = thought_states.make_config(model, responses, **options)
+    reuse_or_run(
+        out / "result",
+        thought_states.ThoughtStatesResult,
+        config,
+        lambda: thought_states.run(model, responses, **options),
+        True,
+        model=model,
+    )
+
+
 def faithfulness_step(dtype: str, out: Path) -> None:
     """The README's faithfulness probes (120 triples, 2 facts per question), base model only."""
     from interp import load_model
@@ -229,6 +261,7 @@ ONE_PROCESS_STEPS = {
     "sweep_raw": lambda dtype, out: sweep_step(dtype, out, None),
     "sweep_confirmed": lambda dtype, out: sweep_step(dtype, out, DEFAULT_MARGIN),
     "thought_states": thought_states_step,
+    "thought_states_organism": thought_states_organism_step,
     "faithfulness": faithfulness_step,
     "probe_noise": probe_noise_step,
     "train_adder": train_adder_step,
@@ -256,7 +289,7 @@ def loaded(out: Path, step: str, dtype: str):
         return perturbation.PerturbationResult.load(folder / "result")
     if step == "gsm8k":
         return math_eval.MathEvalResult.load(folder)
-    if step == "thought_states":
+    if step.startswith("thought_states"):
         return thought_states.ThoughtStatesResult.load(folder / "result")
     if step == "faithfulness":
         return faithfulness.FaithfulnessResult.load(folder / "result")
@@ -264,7 +297,7 @@ def loaded(out: Path, step: str, dtype: str):
         return [number_probe.NumberProbeResult.load(folder / f"seed{s}") for s in NOISE_SEEDS]
     if step.startswith("train_adder"):
         return TrainResult.load(folder / "result")
-    return TrainResult.load(folder)
+    return TrainResult.load(folder / "history")  # the train command's layout
 
 
 def minutes(out: Path, step: str, dtype: str) -> str:
@@ -396,18 +429,22 @@ def per_layer_gap(f32_rows, bf16_rows, key: str) -> tuple[float, int]:
     return max(gaps)
 
 
-def thought_state_rows(f32, bf16) -> list[tuple[str, str, str, str]]:
+def thought_state_rows(f32, bf16, name: str = "") -> list[tuple[str, str, str, str]]:
     rows32, rows16 = f32.tables["per_layer"], bf16.tables["per_layer"]
     key = "balanced_accuracy"  # plain accuracy sits at the majority baseline when one class rules
     gap, layer = per_layer_gap(rows32, rows16, key)
     best32, best16 = max(r[key] for r in rows32), max(r[key] for r in rows16)
     baseline = rows32[0]["majority_baseline"]
+    binary = "binary_balanced_accuracy"  # execution against the rest, as the organism's README
+    gap2, layer2 = per_layer_gap(rows32, rows16, binary)
+    best2_32, best2_16 = max(r[binary] for r in rows32), max(r[binary] for r in rows16)
     return [
         (
-            "thought-state separability per layer (CV balanced accuracy)",
-            f"best {best32:.3f}",
-            f"best {best16:.3f}",
-            f"largest gap {gap:.3f} (layer {layer}); majority baseline {baseline:.3f}; "
+            f"thought-state separability per layer (CV balanced accuracy){name}",
+            f"3 classes best {best32:.3f}; execution vs rest best {best2_32:.3f}",
+            f"3 classes best {best16:.3f}; execution vs rest best {best2_16:.3f}",
+            f"largest gap {gap:.3f} (layer {layer}), execution vs rest {gap2:.3f} (layer "
+            f"{layer2}); majority baseline {baseline:.3f}; "
             f"{f32.meta['n_boundaries']} boundaries, counts {f32.meta['counts']}",
         )
     ]
@@ -416,12 +453,18 @@ def thought_state_rows(f32, bf16) -> list[tuple[str, str, str, str]]:
 def faithfulness_rows(f32, bf16) -> list[tuple[str, str, str, str]]:
     rows32, rows16 = f32.tables["per_layer"], bf16.tables["per_layer"]
     gap, layer = per_layer_gap(rows32, rows16, "accuracy")
+    n = f32.meta["n_test"]
+    at = next(r for r in rows32 if r["layer"] == layer)
+    low, high = wilson_interval(round(at["accuracy"] * n), n)
+    likelihood = [r.meta["likelihood_accuracy"] for r in (f32, bf16)]
     return [
         (
             "faithfulness probe held-out accuracy per layer",
             f"best {max(r['accuracy'] for r in rows32):.3f}",
             f"best {max(r['accuracy'] for r in rows16):.3f}",
-            f"largest gap {gap:.3f} (layer {layer})",
+            f"largest gap {gap:.3f} = {round(gap * n)} of {n} held-out texts (layer {layer}; "
+            f"float32's 95% CI there {100 * low:.0f}–{100 * high:.0f}%); likelihood score "
+            f"accuracy {likelihood[0]:.3f} vs {likelihood[1]:.3f}",
         )
     ]
 
@@ -457,6 +500,9 @@ def table(out: Path) -> str:
         "number_probe": number_probe_rows,
         "gsm8k": gsm8k_rows,
         "thought_states": thought_state_rows,
+        "thought_states_organism": lambda a, b: thought_state_rows(
+            a, b, ", the SEAL organism (reasoner) on its own sampled responses"
+        ),
         "faithfulness": faithfulness_rows,
         "train_adder": lambda a, b: training_rows(
             "toy adder", a, b, loaded(out, "train_adder_seed1", "float32")

@@ -341,7 +341,16 @@ def test_math_eval_command_on_smollm2_two_workers_equals_one_process(cluster, sm
         smollm2, dataset="gsm8k", n_problems=2, max_new_tokens=16, batch_size=1, progress=False
     )
     out = tmp_path / "gsm8k"
-    flags = ["--n-problems", "2", "--max-new-tokens", "16", "--batch-size", "1"]
+    flags = [
+        "--n-problems",
+        "2",
+        "--max-new-tokens",
+        "16",
+        "--batch-size",
+        "1",
+        "--dtype",
+        "float32",
+    ]
     command = ["math-eval", "--model", "smollm2-135m-instruct", *flags, "--workers", "2"]
     assert main([*command, "--out", str(out)]) == 0
     merged = math_eval.MathEvalResult.load(out)

@@ -135,6 +135,64 @@ def test_projection_of_a_known_push_is_its_strength(adder, adder_probe):
     assert result.share_beyond_threshold()[layer] == 1.0
 
 
+def test_edit_breaks_reuses_the_sweeps_unedited_outcomes(adder, adder_probe, adder_sweep):
+    layer = adder_probe.best_layer()
+    push = PushAlong(
+        adder_probe.direction(layer), 2 * adder_sweep.x_star(), adder_probe.unit_length(layer)
+    )
+    edit_list = [Edit(f"blocks.{layer}.hook_resid_post", push)]
+    problems = dict(digits=4, n_problems=300, seed=adder_sweep.config.seed, style="compact")
+    computed = perturbation.edit_breaks(adder, edit_list, batch_size=128, **problems)
+    reused = perturbation.edit_breaks(
+        adder,
+        edit_list,
+        batch_size=128,
+        unedited_correct=adder_sweep.tensors["base_correct"],
+        **problems,
+    )
+    assert reused == computed
+    assert computed["n_base_correct"] == adder_sweep.meta["n_base_correct"]
+    assert computed["n_broken"] > 0  # twice x*: the push breaks answers
+    with pytest.raises(ValueError, match="same digits"):
+        perturbation.edit_breaks(
+            adder, edit_list, unedited_correct=adder_sweep.tensors["base_correct"][:10], **problems
+        )
+
+
+def test_projection_over_a_shared_prefix_equals_each_sequence_alone(tiny):
+    """Prompts that share a prefix (run once) give each token's change along the direction that
+    full forwards of each prompt alone give, in the order of the prompts and their tokens."""
+    from interp.core import runner
+    from interp.interventions import RED, edits
+
+    probe = number_probe.run(tiny, n_problems=40, style="compact", digits=(1, 2))
+    prompts = ["12+3=15 and more", "12+3=1", "12+345=357", "12+3"]
+    red = [
+        Edit(f"blocks.{layer}.hook_mlp_out", RED.random(32, 0.5, seed=layer)) for layer in (0, 1)
+    ]
+    result = projection.run(tiny, red, probe, prompts=prompts, batch_size=2)
+    expected = []
+    hooks = [f"blocks.{layer}.hook_resid_post" for layer in probe.layers]
+    for prompt in prompts:
+        tokens = torch.tensor([tiny.tokenizer.encode(prompt, add_special_tokens=False)])
+        _, plain = runner.activations(tiny, tokens, names_filter=lambda n: n in hooks)
+        with edits(tiny, red):
+            _, edited = runner.activations(tiny, tokens, names_filter=lambda n: n in hooks)
+        expected.append(
+            torch.stack(
+                [
+                    (edited[h][0] - plain[h][0]) @ probe.direction(layer) / probe.unit_length(layer)
+                    for layer, h in zip(probe.layers, hooks)
+                ]
+            )
+        )
+    expected = torch.cat(expected, dim=1)
+    assert result.meta["n_tokens"] == expected.shape[1] == sum(len(p) for p in prompts)
+    for i, layer in enumerate(probe.layers):
+        torch.testing.assert_close(result.projections(layer), expected[i], atol=1e-5, rtol=1e-4)
+    assert result.projections(probe.layers[-1]).abs().max() > 1e-3  # the edit moves something
+
+
 def test_results_round_trip(adder_probe, adder_sweep, tmp_path):
     loaded = number_probe.NumberProbeResult.load(adder_probe.save(tmp_path / "probe"))
     assert loaded.config == adder_probe.config

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 from interp.analyses import reft_study
@@ -235,3 +236,22 @@ def test_the_whole_chain_stops_continues_and_resumes(smollm2, tmp_path, monkeypa
     assert _files(out) == everything
     loaded = reft_study.load(out)  # what the notebook reads, without a model
     assert set(loaded) == set(PHASES) and loaded["eval"].rows == rows
+
+
+@pytest.mark.slow
+def test_a_bfloat16_study_probes_and_projects_in_float32(tmp_path):
+    """The number phase and the projections run on a float32 copy (bfloat16 moves x*: README)."""
+    from interp.models import load_model
+    from interp.results import check_saved_model
+
+    model = load_model("smollm2-135m-instruct", dtype=torch.bfloat16)
+    study = reft_study.Study(model, tmp_path / "study", progress=False, **TINY)
+    assert study.float32_model is study.float32_model  # loaded once
+    assert next(study.float32_model.parameters()).dtype == torch.float32
+    probe, sweep = study.probe_and_sweep()
+    for saved in (probe, sweep):
+        check_saved_model(saved, study.float32_model, tmp_path)
+        with pytest.raises(ValueError, match="does not belong"):
+            check_saved_model(saved, model, tmp_path)
+    float32_study = reft_study.Study(study.float32_model, tmp_path / "other", **TINY)
+    assert float32_study.float32_model is study.float32_model  # no second copy

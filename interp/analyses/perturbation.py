@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from jaxtyping import Bool
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.analyses.number_probe import NumberProbeResult
@@ -209,10 +211,13 @@ def edit_breaks(
     batch_size: int = 32,
     float32_confirmation_margin: float | None = None,
     float32_model=None,
+    unedited_correct: Bool[Tensor, " n_problems"] | None = None,
 ) -> dict:
     """How many problems the unedited model gets right does an edit break? (a direct check of x*)
 
     On a bfloat16 model, close calls are decided again in float32 as in `run`.
+    `unedited_correct` (a sweep's `tensors["base_correct"]` on the same problems) saves the
+    unedited forward, which the sweep already ran.
     """
     style = style or default_style(model.tokenizer)
     encoded = encode_problems(
@@ -220,8 +225,16 @@ def edit_breaks(
     )
     digit_ids = digit_token_ids(model.tokenizer)
     confirmation = Float32Confirmation.for_model(model, float32_confirmation_margin, float32_model)
-    base = confirmed_outcomes(model, encoded, digit_ids, (), batch_size, confirmation)
-    correct = [e for e, ok in zip(encoded, base.correct.tolist()) if ok]
+    if unedited_correct is None:
+        unedited_correct = confirmed_outcomes(
+            model, encoded, digit_ids, (), batch_size, confirmation
+        ).correct
+    elif len(unedited_correct) != len(encoded):
+        raise ValueError(
+            f"unedited_correct has {len(unedited_correct)} entries for {len(encoded)} problems: "
+            "pass the base_correct of a sweep run with the same digits, n_problems, seed and style"
+        )
+    correct = [e for e, ok in zip(encoded, unedited_correct.tolist()) if ok]
     if not correct:
         raise ArithmeticDataError(f"the unedited model gets none of {n_problems} problems right")
     edited = confirmed_outcomes(model, correct, digit_ids, edit_list, batch_size, confirmation)

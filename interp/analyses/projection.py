@@ -10,15 +10,18 @@ purpose moves the model's numbers far enough to break arithmetic.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from jaxtyping import Float
+from torch import Tensor
 
 from interp.analyses.number_probe import NumberProbeResult
 from interp.analyses.perturbation import PerturbationResult
-from interp.core.runner import activations
-from interp.core.tokens import encode_prompts, left_pad, pad_token_id
+from interp.core.runner import activations, shared_prefix_batches
+from interp.core.tokens import encode_prompts
 from interp.data.arithmetic import (
     addition_problems,
     default_style,
@@ -89,24 +92,20 @@ def run(
     hooks = [f"blocks.{layer}.{probe.config.site}" for layer in layers]
     directions = torch.stack([probe.direction(layer, config.probe_position) for layer in layers])
     units = torch.tensor([probe.unit_length(layer, config.probe_position) for layer in layers])
-    device = next(model.parameters()).device
-    wanted = set(hooks)
-    chunks = []
-    for start in range(0, len(sequences), config.batch_size):
-        tokens, mask = left_pad(
-            sequences[start : start + config.batch_size], pad_token_id(model), device
-        )
-        _, plain = activations(model, tokens, mask, names_filter=lambda n: n in wanted)
-        with edits(model, edit_list):
-            _, edited = activations(model, tokens, mask, names_filter=lambda n: n in wanted)
-        real = mask.bool().cpu()
-        for_batch = []
-        for i, hook in enumerate(hooks):
-            change = (edited[hook] - plain[hook]).float().cpu()  # [batch, seq, d]
-            along = change @ directions[i] / units[i]
-            for_batch.append(along[real])
-        chunks.append(torch.stack(for_batch))
-    projections = torch.cat(chunks, dim=1)  # [layer, tokens]
+    read = functools.partial(
+        _along_directions,
+        model,
+        sequences,
+        hooks=hooks,
+        directions=directions,
+        units=units,
+        batch_size=config.batch_size,
+    )
+    plain, edited = read(()), read(edit_list)
+    # the change along the direction is the difference of the two read-outs (float64: exact
+    # enough that a change of 1e-3 units survives a read-out of thousands)
+    changes = [e - p for p, e in zip(plain, edited)]
+    projections = torch.cat(changes, dim=1).float()  # [layer, tokens]
     thresholds = torch.tensor(
         [_threshold_for(layer, perturbation, x_star) for layer in layers], dtype=torch.float32
     )
@@ -135,6 +134,48 @@ def run(
         "n_tokens": projections.shape[1],
     }
     return ProjectionResult(config=config, tensors=tensors, tables={"per_layer": table}, meta=meta)
+
+
+def _along_directions(
+    model,
+    sequences: Sequence[Sequence[int]],
+    edit_list: Sequence[Edit],
+    *,
+    hooks: Sequence[str],
+    directions: Float[Tensor, "layer d"],
+    units: Float[Tensor, " layer"],
+    batch_size: int,
+) -> list[Float[Tensor, "layer tokens"]]:
+    """Per sequence, the residual at each hook read along its direction in probe units, at every
+    token, under `edit_list`. The prefix all sequences share runs once
+    (`interp.core.runner.shared_prefix_batches`); its read-outs are the same for every sequence."""
+    wanted = set(hooks)
+    directions = directions.double()
+    units = units.double()[:, None, None]
+    own: list[Tensor | None] = [None] * len(sequences)
+    shared = 0
+    for batch in shared_prefix_batches(
+        model,
+        sequences,
+        edit_list=edit_list,
+        names_filter=lambda name: name in wanted,
+        batch_size=batch_size,
+    ):
+        stacked = torch.stack([batch.cache[h] for h in hooks]).cpu().double()  # [hook, b, own, d]
+        along = torch.einsum("hbsd,hd->hbs", stacked, directions) / units
+        real = batch.mask[:, batch.shared_length :].bool().cpu()
+        for r in range(along.shape[1]):
+            own[batch.rows.start + r] = along[:, r, real[r]]
+        shared = batch.shared_length
+    if shared == 0:
+        return own
+    device = next(model.parameters()).device
+    prefix = torch.tensor([list(sequences[0][:shared])], device=device)
+    with edits(model, edit_list):
+        _, cache = activations(model, prefix, names_filter=lambda name: name in wanted)
+    stacked = torch.stack([cache[h] for h in hooks]).cpu().double()  # [hook, 1, shared, d]
+    prefix_along = (torch.einsum("hbsd,hd->hbs", stacked, directions) / units)[:, 0]
+    return [torch.cat([prefix_along, tokens], dim=1) for tokens in own]
 
 
 def _threshold_for(

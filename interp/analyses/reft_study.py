@@ -52,6 +52,7 @@ from interp.interventions.arms import Arm
 from interp.interventions.lora import LoRA
 from interp.interventions.random_red import random_red_edits
 from interp.models import model_name
+from interp.models.loading import reload_as
 from interp.results import Result, check_saved_model, reuse_or_run, write_json_atomic
 from interp.stats import detectable_difference, paired_comparison
 from interp.storage import is_saved
@@ -551,6 +552,17 @@ class Study:
         self.config = dataclasses.replace(config or ReftStudyConfig(), **overrides).check()
         self._done: dict[str, Result] = {}
         self._trained: dict[str, Any] = {}
+        self._float32_model = model if next(model.parameters()).dtype == torch.float32 else None
+
+    @property
+    def float32_model(self):
+        """The model in float32, for the phases where precision decides: the number probe and
+        sweep, and projections on their direction (bfloat16 activations tip the probe's ridge
+        penalty and so x*: README, the agreement table). The model itself when it is float32;
+        otherwise loaded again from its source once, on first use."""
+        if self._float32_model is None:
+            self._float32_model = reload_as(self.model, torch.float32)
+        return self._float32_model
 
     # ---------------------------------------------------------------------------------------------
     # Running phases
@@ -655,6 +667,7 @@ class Study:
         plan = {
             "model": model_name(self.model),
             "dtype": dtype_name(next(self.model.parameters()).dtype),
+            "number_and_projection_dtype": "float32",  # precision decides there (README)
             "steps_per_arm": c.steps
             if c.steps is not None
             else f"chosen by a {c.pilot_steps}-step pilot (at most {c.pilot_steps})",
@@ -705,7 +718,7 @@ class Study:
             ("sweep", perturbation.PerturbationResult),
         ):
             try:
-                check_saved_model(kind.load(folder / part), self.model, folder / part)
+                check_saved_model(kind.load(folder / part), self.float32_model, folder / part)
             except ValueError as error:
                 print(f"[reft-study] not reusing {folder}: {error}")
                 return None
@@ -718,6 +731,7 @@ class Study:
 
     def _number(self) -> NumberPhase:
         c = self.config
+        model = self.float32_model
         folder = self._number_reusable()
         reused = folder is not None
         if folder is None:
@@ -730,15 +744,15 @@ class Study:
                     seed=c.seed,
                     batch_size=c.number_batch_size,
                 ),
-                self.model.tokenizer,
+                model.tokenizer,
             )
             probe = reuse_or_run(
                 folder / "probe",
                 number_probe.NumberProbeResult,
                 probe_config,
-                lambda: number_probe.run(self.model, **probe_config.__dict__),
+                lambda: number_probe.run(model, **probe_config.__dict__),
                 self.resume,
-                model=self.model,
+                model=model,
             )
             sweep_overrides = dict(
                 digits=c.sweep_digits,
@@ -749,15 +763,15 @@ class Study:
                 strengths=c.sweep_strengths,
             )
             sweep_config = with_prompt_template(
-                perturbation.PerturbationConfig(**sweep_overrides), self.model.tokenizer
+                perturbation.PerturbationConfig(**sweep_overrides), model.tokenizer
             )
             reuse_or_run(
                 folder / "sweep",
                 perturbation.PerturbationResult,
                 sweep_config,
-                lambda: perturbation.run(self.model, probe, **sweep_overrides),
+                lambda: perturbation.run(model, probe, **sweep_overrides),
                 self.resume,
-                model=self.model,
+                model=model,
             )
         sweep = perturbation.PerturbationResult.load(folder / "sweep")
         rows = []
@@ -1054,6 +1068,7 @@ class Study:
 
     def _project(self) -> ProjectionPhase:
         c = self.config
+        model = self.float32_model  # x* and the direction are float32's
         probe, sweep = self.probe_and_sweep()
         layer = sweep.layers[0]
         rows, per_layer, tensors = [], [], {}
@@ -1064,28 +1079,27 @@ class Study:
                 seed=c.seed + 2,
                 edit_description=description,
             )
-            key = with_prompt_template(
-                projection.ProjectionConfig(**overrides), self.model.tokenizer
-            )
+            key = with_prompt_template(projection.ProjectionConfig(**overrides), model.tokenizer)
             proj = reuse_or_run(
                 self.out / "projection" / name,
                 projection.ProjectionResult,
                 key,
                 lambda edits=edits, overrides=overrides: projection.run(
-                    self.model, edits, probe, perturbation=sweep, **overrides
+                    model, edits, probe, perturbation=sweep, **overrides
                 ),
                 self.resume,
-                model=self.model,
+                model=model,
             )
             try:
                 breaks = perturbation.edit_breaks(
-                    self.model,
+                    model,
                     edits,
                     digits=sweep.config.digits,
                     n_problems=sweep.config.n_problems,
                     seed=sweep.config.seed,
                     style=sweep.config.style,
                     batch_size=c.number_batch_size,
+                    unedited_correct=sweep.tensors["base_correct"],
                 )
             except ValueError as error:  # the base model solves none of the sums
                 breaks = {"note": str(error)}

@@ -55,7 +55,9 @@ def _arm(model, checkpoint: str | None, red_norm: float | None, seed: int) -> Ar
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser)
+    # bfloat16 where the hardware has it: on 100 GSM8K problems it gave 25 right against
+    # float32's 26 (the same verdict on 97; README: the agreement table)
+    add_model_arguments(parser, dtype_default="auto")
     parser.add_argument(
         "--dataset", default="gsm8k", help="gsm8k | math500 | FILE.jsonl | hf:NAME[:CONFIG]"
     )

@@ -193,6 +193,7 @@ def number_probe_command(args: argparse.Namespace) -> None:
             batch_size=args.batch_size,
             float32_confirmation_margin=margin,
             float32_model=float32_model,
+            unedited_correct=sweep.tensors["base_correct"],  # the sweep's problems are these
         )
         effect.update(edit=description, settings=settings)
         write_json_atomic(effect_path, effect)

@@ -38,7 +38,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     from interp.analyses.reft_study import PHASES, TRAINABLE_ARMS, ReftStudyConfig
 
     d = ReftStudyConfig()
-    add_model_arguments(parser)
+    # bfloat16 where the hardware has it for training, GSM8K, the swap and faithfulness (they
+    # agree with float32 within noise); the number and projection phases run on a float32 copy
+    add_model_arguments(parser, dtype_default="auto")
     parser.add_argument(
         "--out", type=output_folder, default=None, help="default: runs/reft_study/MODEL"
     )
@@ -88,7 +90,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "--probe-dir",
         type=input_folder,
         default=None,
-        help="a number-probe output folder of this model and dtype to reuse "
+        help="a number-probe output folder of this model (float32) to reuse "
         "(default: runs/number_probe/MODEL when it holds one)",
     )
     parser.add_argument("--probe-problems", type=positive_int, default=d.probe_problems)

@@ -47,7 +47,10 @@ DEFAULT_DATASETS = ("math500", "gsm8k")
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser)
+    # bfloat16 where the hardware has it: thought-state separability on the organism moved by at
+    # most 0.024 balanced accuracy at any layer, GSM8K accuracy by 1 in 100 (README: the
+    # agreement table)
+    add_model_arguments(parser, dtype_default="auto")
     add_scale_out_arguments(parser)
     parser.add_argument(
         "--out",

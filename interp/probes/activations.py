@@ -43,7 +43,8 @@ def activations_at(
 
     Every sequence must ask for the same number of positions. A prefix shared by all sequences
     runs once (`interp.core.runner.shared_prefix_batches`); only positions after it are read, so
-    the shared prefix stops before the earliest requested position.
+    the shared prefix stops before the earliest requested position. Sequences are batched by
+    length (the least padding; results come back in the order given).
     """
     if len(sequences) == 0:
         raise ValueError("no sequences given: nothing to read activations from")
@@ -59,6 +60,11 @@ def activations_at(
     layers = [re.match(r"blocks\.(\d+)\.", hook) for hook in hooks]
     stop = 1 + max(int(m.group(1)) for m in layers) if all(layers) else None
     stop = None if stop is not None and stop >= model.cfg.n_layers else stop
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    sequences = [sequences[i] for i in order]
+    positions = [positions[i] for i in order]
+    if prompt_lengths is not None:
+        prompt_lengths = [prompt_lengths[i] for i in order]
     chunks = []
     batches = shared_prefix_batches(
         model,
@@ -78,7 +84,9 @@ def activations_at(
         )
         index = columns[None, :, :, None].expand(len(hooks), -1, -1, stacked.shape[-1])
         chunks.append(stacked.cpu().gather(2, index).float())  # float32 copies for the probes
-    return torch.cat(chunks, dim=1)
+    in_order = torch.empty(len(order), dtype=torch.long)
+    in_order[torch.tensor(order)] = torch.arange(len(order))
+    return torch.cat(chunks, dim=1)[:, in_order]
 
 
 def flatten_positions(acts: Float[Tensor, "hook n_seq n_pos d"]) -> Float[Tensor, "hook n d"]:
