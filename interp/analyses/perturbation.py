@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from jaxtyping import Bool
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.analyses import number_probe
 from interp.analyses.number_probe import NumberProbeResult
 from interp.core.digit_answers import PushSweep, greedy_outcomes
 from interp.core.float32_confirmation import Float32Confirmation
@@ -37,7 +39,7 @@ from interp.distributed import Replica, WorkerPool, check_workers, run_units
 from interp.interventions import Edit, EditError, PushAlong
 from interp.interventions.arms import Arm
 from interp.models import model_name
-from interp.results import Result
+from interp.results import Result, reuse_or_run
 from interp.stats import threshold_with_ci, wilson_interval
 
 
@@ -199,6 +201,51 @@ def run(
         meta["float32_confirmation"] = confirmation.summary()
     tables = {"sweep": table, "coarse": coarse_rows}
     return PerturbationResult(config=config, tensors=tensors, tables=tables, meta=meta)
+
+
+def probe_and_sweep(
+    model,
+    folder: str | Path,
+    probe_settings: dict,
+    sweep_settings: dict,
+    *,
+    resume: bool = True,
+    float32_model=None,
+    workers: int | WorkerPool = 1,
+    ray_address: str | None = None,
+) -> tuple[NumberProbeResult, PerturbationResult]:
+    """The number probe and the push sweep on it, into `folder`/probe and `folder`/sweep, each
+    loaded instead when saved there for the same settings and model (the number-probe command's
+    first two steps; the ReFT study's number phase)."""
+    folder = Path(folder)
+    probe_config = with_prompt_template(
+        number_probe.NumberProbeConfig(**probe_settings), model.tokenizer
+    )
+    probe = reuse_or_run(
+        folder / "probe",
+        NumberProbeResult,
+        probe_config,
+        lambda: number_probe.run(model, **probe_config.__dict__),
+        resume,
+        model=model,
+    )
+    sweep_config = with_prompt_template(PerturbationConfig(**sweep_settings), model.tokenizer)
+    sweep = reuse_or_run(
+        folder / "sweep",
+        PerturbationResult,
+        sweep_config,
+        lambda: run(
+            model,
+            probe,
+            float32_model=float32_model,
+            workers=workers,
+            ray_address=ray_address,
+            **sweep_settings,
+        ),
+        resume,
+        model=model,
+    )
+    return probe, sweep
 
 
 def edit_breaks(

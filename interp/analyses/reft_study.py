@@ -736,42 +736,25 @@ class Study:
         reused = folder is not None
         if folder is None:
             folder = self.out / "number"
-            probe_config = with_prompt_template(
-                number_probe.NumberProbeConfig(
+            perturbation.probe_and_sweep(
+                model,
+                folder,
+                dict(
                     n_problems=c.probe_problems,
                     digits=c.probe_digits,
                     style=c.probe_style,
                     seed=c.seed,
                     batch_size=c.number_batch_size,
                 ),
-                model.tokenizer,
-            )
-            probe = reuse_or_run(
-                folder / "probe",
-                number_probe.NumberProbeResult,
-                probe_config,
-                lambda: number_probe.run(model, **probe_config.__dict__),
-                self.resume,
-                model=model,
-            )
-            sweep_overrides = dict(
-                digits=c.sweep_digits,
-                n_problems=c.sweep_problems,
-                style=c.probe_style,
-                seed=c.seed + 1,
-                batch_size=c.number_batch_size,
-                strengths=c.sweep_strengths,
-            )
-            sweep_config = with_prompt_template(
-                perturbation.PerturbationConfig(**sweep_overrides), model.tokenizer
-            )
-            reuse_or_run(
-                folder / "sweep",
-                perturbation.PerturbationResult,
-                sweep_config,
-                lambda: perturbation.run(model, probe, **sweep_overrides),
-                self.resume,
-                model=model,
+                dict(
+                    digits=c.sweep_digits,
+                    n_problems=c.sweep_problems,
+                    style=c.probe_style,
+                    seed=c.seed + 1,
+                    batch_size=c.number_batch_size,
+                    strengths=c.sweep_strengths,
+                ),
+                resume=self.resume,
             )
         sweep = perturbation.PerturbationResult.load(folder / "sweep")
         rows = []

@@ -91,7 +91,7 @@ def _number_probe_arguments(parser: argparse.ArgumentParser) -> None:
 def number_probe_command(args: argparse.Namespace) -> None:
     import torch
 
-    from interp.analyses import number_probe, perturbation, projection
+    from interp.analyses import perturbation, projection
     from interp.figures.number import combined_figure
     from interp.interventions import load_edits
     from interp.models import dtype_name, model_name
@@ -111,25 +111,7 @@ def number_probe_command(args: argparse.Namespace) -> None:
     margin = args.float32_confirmation
     confirming = margin is not None and model.cfg.dtype != torch.float32
     float32_model = reload_as(model, torch.float32) if confirming else None
-    probe_config = with_prompt_template(
-        number_probe.NumberProbeConfig(
-            n_problems=args.n_problems,
-            digits=args.probe_digits,
-            style=args.style,
-            seed=args.seed,
-            batch_size=args.batch_size,
-        ),
-        model.tokenizer,
-    )
-    probe = reuse_or_run(
-        out / "probe",
-        number_probe.NumberProbeResult,
-        probe_config,
-        lambda: number_probe.run(model, **probe_config.__dict__),
-        resume,
-        model=model,
-    )
-    sweep_overrides = dict(
+    sweep_settings = dict(
         digits=args.digits,
         n_problems=args.sweep_problems,
         style=args.style,
@@ -138,21 +120,23 @@ def number_probe_command(args: argparse.Namespace) -> None:
         float32_confirmation_margin=margin,
     )
     if args.layers:
-        sweep_overrides["layers"] = args.layers
+        sweep_settings["layers"] = args.layers
     if args.strengths:
-        sweep_overrides["strengths"] = args.strengths
-    sweep_config = with_prompt_template(
-        perturbation.PerturbationConfig(**sweep_overrides), model.tokenizer
-    )
-    sweep = reuse_or_run(
-        out / "sweep",
-        perturbation.PerturbationResult,
-        sweep_config,
-        lambda: perturbation.run(
-            model, probe, float32_model=float32_model, **scale_out, **sweep_overrides
+        sweep_settings["strengths"] = args.strengths
+    probe, sweep = perturbation.probe_and_sweep(
+        model,
+        out,
+        dict(
+            n_problems=args.n_problems,
+            digits=args.probe_digits,
+            style=args.style,
+            seed=args.seed,
+            batch_size=args.batch_size,
         ),
-        resume,
-        model=model,
+        sweep_settings,
+        resume=resume,
+        float32_model=float32_model,
+        **scale_out,
     )
     projection_overrides = dict(
         digits=args.digits, seed=args.seed + 2, edit_description=description
