@@ -134,9 +134,7 @@ def sweep_step(dtype: str, out: Path, margin: float | None) -> None:
 
 def thought_states_step(dtype: str, out: Path) -> None:
     """Separability of boundary states on the same texts in both dtypes: the float32 GSM8K answers."""
-    from interp import load_model
-    from interp.analyses import math_eval, thought_states
-    from interp.results import reuse_or_run
+    from interp.analyses import math_eval
     from interp.text.thoughts import Response
 
     answers = math_eval.MathEvalResult.load(out.parent.parent / "float32" / "gsm8k")
@@ -150,17 +148,7 @@ def thought_states_step(dtype: str, out: Path) -> None:
         )
         for row in answers.rows
     ]
-    model = load_model(MODEL, dtype=dtype)
-    options = dict(span="response", store=str(out / "chunks"), tsne_layers=(), seed=0)
-    config = thought_states.make_config(model, responses, **options)
-    reuse_or_run(
-        out / "result",
-        thought_states.ThoughtStatesResult,
-        config,
-        lambda: thought_states.run(model, responses, **options),
-        True,
-        model=model,
-    )
+    separability(MODEL, dtype, responses, "response", out)
 
 
 ORGANISM_RESPONSES = ROOT / "runs" / "seal_organism" / "responses.jsonl"
@@ -169,10 +157,7 @@ ORGANISM_RESPONSES = ROOT / "runs" / "seal_organism" / "responses.jsonl"
 def thought_states_organism_step(dtype: str, out: Path) -> None:
     """Separability on the SEAL organism (`reasoner`, which reflects) in both dtypes, on the same
     sampled responses: split A of the README's organism run."""
-    from interp import load_model
-    from interp.analyses import thought_states
     from interp.data.jsonl import read_jsonl
-    from interp.results import reuse_or_run
     from interp.text.thoughts import Response
 
     if not ORGANISM_RESPONSES.exists():
@@ -180,8 +165,17 @@ def thought_states_organism_step(dtype: str, out: Path) -> None:
             f"{ORGANISM_RESPONSES} is missing: run the README's SEAL organism command first"
         )
     responses = [Response.from_dict(row) for row in read_jsonl(ORGANISM_RESPONSES)]
-    model = load_model("reasoner", dtype=dtype)
-    options = dict(span="think", store=str(out / "chunks"), tsne_layers=(), seed=0)
+    separability("reasoner", dtype, responses, "think", out)
+
+
+def separability(model_name: str, dtype: str, responses, span: str, out: Path) -> None:
+    """Thought states of `responses` on `model_name` in `dtype`, saved (and resumed) in `out`."""
+    from interp import load_model
+    from interp.analyses import thought_states
+    from interp.results import reuse_or_run
+
+    model = load_model(model_name, dtype=dtype)
+    options = dict(span=span, store=str(out / "chunks"), tsne_layers=(), seed=0)
     config = thought_states.make_config(model, responses, **options)
     reuse_or_run(
         out / "result",
