@@ -352,10 +352,12 @@ class StudyTiming(Result):
     def figure(self):
         import plotly.graph_objects as go
 
+        from interp.figures.common import TEMPLATE
+
         parts = ("train_full", "train_prefix")
         return go.Figure(
             go.Bar(x=list(parts), y=[self.meta["timing"][p]["seconds_per_step"] for p in parts]),
-            layout=dict(title="seconds per RED training step", template="simple_white"),
+            layout=dict(title="seconds per RED training step", template=TEMPLATE),
         )
 
 

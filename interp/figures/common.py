@@ -8,8 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
+import plotly.io as pio
 
-TEMPLATE = "simple_white"
+# simple_white, but with visible reference lines: its shape defaults draw lines 0 px wide, which
+# hid every add_hline / add_vline (x*, targets, chosen steps) in the figures.
+_template = go.layout.Template(pio.templates["simple_white"])
+_template.layout.shapedefaults.update(line_width=1.5, opacity=0.7)
+pio.templates["interp"] = _template
+TEMPLATE = "interp"
 
 
 def wilson_error_bars(

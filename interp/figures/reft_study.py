@@ -59,17 +59,35 @@ def x_star_figure(number) -> go.Figure:
     return fig
 
 
-def loss_curves_figure(training) -> go.Figure:
-    """Training loss per step of every arm (and of the pilot, with the chosen step count), and the
-    mean RED bias norm with its target."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "mean RED bias norm"))
+def trailing_mean(values: Sequence[float], window: int) -> list[float]:
+    """The mean of each value and the `window - 1` before it (fewer at the start)."""
+    return [
+        sum(values[max(0, i + 1 - window) : i + 1]) / (i + 1 - max(0, i + 1 - window))
+        for i in range(len(values))
+    ]
+
+
+def loss_curves_figure(training, window: int = 8) -> go.Figure:
+    """Training loss of every arm (trailing mean over `window` steps; batches of 4 make the raw
+    loss too noisy to compare arms) and of the pilot, with the chosen step count; and the mean
+    RED bias norm with its target. Prefix arms' loss is on their first K answer tokens only."""
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=(f"training loss (mean of {window} steps)", "mean RED bias norm"),
+    )
     arms = list(dict.fromkeys(r["arm"] for r in training.tables["curves"]))
     for index, arm in enumerate(arms):
         rows = [r for r in training.tables["curves"] if r["arm"] == arm]
         colour = PALETTE[index % len(PALETTE)]
         steps = [r["step"] for r in rows]
         fig.add_trace(
-            go.Scatter(x=steps, y=[r["loss"] for r in rows], name=arm, line=dict(color=colour)),
+            go.Scatter(
+                x=steps,
+                y=trailing_mean([r["loss"] for r in rows], window),
+                name=arm,
+                line=dict(color=colour),
+            ),
             1,
             1,
         )
@@ -97,12 +115,22 @@ def loss_curves_figure(training) -> go.Figure:
             1,
             1,
         )
-        fig.add_vline(x=training.meta["steps"], line_dash="dash", row=1, col=1)
+        fig.add_vline(
+            x=training.meta["steps"],
+            line_dash="dash",
+            line_color="grey",
+            annotation_text=f"{training.meta['steps']} steps",
+            row=1,
+            col=1,
+        )
     fig.add_hline(
         y=training.meta["bias_target"], line_dash="dot", annotation_text="PID target", row=1, col=2
     )
     fig.update_xaxes(title_text="optimizer step")
-    fig.update_layout(template=TEMPLATE, title=f"Training: {training.meta['steps_rule']}")
+    fig.update_layout(
+        template=TEMPLATE,
+        title=f"Training: {training.meta['steps']} steps per arm, read off the pilot's loss curve",
+    )
     return fig
 
 
@@ -176,49 +204,68 @@ def kl_stops_figure(evaluation) -> go.Figure:
     return fig
 
 
-def projection_figure(phase) -> go.Figure:
-    """Per-token projections on the sum direction (trained RED-all and random REDs) with ±x*, and
-    the share of sums each edit breaks (Wilson 95%)."""
+def projection_figure(phase, bins: int = 60) -> go.Figure:
+    """Per-token projections on the sum direction (trained RED-all and random REDs; the same bins
+    for every edit, spanning ±x*) with ±x*, and the share of sums each edit breaks (Wilson 95%)."""
     layer, x_star = phase.meta["layer"], phase.meta["x_star"]
     fig = make_subplots(
         rows=1,
         cols=2,
         column_widths=[0.65, 0.35],
-        subplot_titles=(f"projection at layer {layer} (probe units)", "sums broken (95% CI)"),
+        subplot_titles=(
+            f"projection at layer {layer} (probe units; share of tokens)",
+            "sums broken (95% CI)",
+        ),
     )
-    tallest = 0
-    for index, row in enumerate(phase.tables["edits"]):
-        values = phase.tensors[f"projections_{row['edit']}"].tolist()
-        tallest = max(tallest, len(values))
+    edits = phase.tables["edits"]
+    values = {r["edit"]: phase.tensors[f"projections_{r['edit']}"].tolist() for r in edits}
+    reach = max([abs(v) for vs in values.values() for v in vs] + [0.0])
+    if math.isfinite(x_star):
+        reach = max(reach, x_star)
+    reach = 1.05 * reach or 1.0
+    colours = {r["edit"]: PALETTE[i % len(PALETTE)] for i, r in enumerate(edits)}
+    for row in edits:
         fig.add_trace(
             go.Histogram(
-                x=values,
+                x=values[row["edit"]],
                 name=row["edit"],
+                histnorm="percent",
                 opacity=0.6,
-                nbinsx=80,
-                marker_color=PALETTE[index % len(PALETTE)],
+                xbins=dict(start=-reach, end=reach, size=2 * reach / bins),
+                marker_color=colours[row["edit"]],
+                legendgroup=row["edit"],
             ),
             1,
             1,
         )
     if math.isfinite(x_star):
+        low, high = phase.meta.get("x_star_interval", (x_star, x_star))
         for sign in (-1, 1):
-            fig.add_vline(x=sign * x_star, line_dash="dash", row=1, col=1)
-    broken = [r for r in phase.tables["edits"] if "broken_rate" in r]
+            fig.add_vline(
+                x=sign * x_star,
+                line_dash="dash",
+                annotation_text=f"{'+' if sign > 0 else '−'}x* ({low:.3g}–{high:.3g})",
+                annotation_position="top left" if sign > 0 else "top right",
+                row=1,
+                col=1,
+            )
+    broken = [r for r in edits if "broken_rate" in r]
     fig.add_trace(
         go.Bar(
             x=[r["edit"] for r in broken],
             y=[r["broken_rate"] for r in broken],
             error_y=wilson_error_bars(broken, "broken_rate", "broken_low", "broken_high"),
+            marker_color=[colours[r["edit"]] for r in broken],
             showlegend=False,
         ),
         1,
         2,
     )
+    fig.update_xaxes(range=[-reach, reach], row=1, col=1)
     fig.update_layout(
         template=TEMPLATE,
         barmode="overlay",
-        title=f"Where the edits land on the sum direction (x* = {x_star:.3g})",
+        title=f"Where the edits land on the sum direction (x* = {x_star:.3g} probe units)",
     )
     return fig
 
@@ -289,8 +336,14 @@ def faithfulness_figure(phase) -> go.Figure:
             1,
             2,
         )
+    fig.add_hline(y=0, line_color="grey", row=1, col=2)
+    n_test = phase.meta.get("n_test")
     fig.update_xaxes(title_text="layer")
-    fig.update_layout(template=TEMPLATE, title="Number faithfulness: base vs trained arms")
+    fig.update_layout(
+        template=TEMPLATE,
+        title="Number faithfulness: base vs trained arms"
+        + (f" ({n_test} held-out texts; one text is {1 / n_test:.3f})" if n_test else ""),
+    )
     return fig
 
 
@@ -303,5 +356,6 @@ __all__ = [
     "loss_curves_figure",
     "projection_figure",
     "swap_figure",
+    "trailing_mean",
     "x_star_figure",
 ]

@@ -10,13 +10,14 @@ CELLS = [
         "environment variable `REFT_STUDY` to another study folder. Where no study is saved (a "
         "fresh checkout, CI), the first cell runs the chain at toy sizes on smollm2 so that every "
         "cell has something to draw; smollm2 solves no GSM8K problem, so read those numbers as a "
-        "check of the plumbing, not as findings."
+        "check of the plumbing, not as findings. A study still under way shows the phases it has "
+        "saved and says which are missing."
     ),
     new_code_cell(
         "import json\n"
         "import os\n"
         "from pathlib import Path\n\n"
-        "from IPython.display import Markdown\n\n"
+        "from IPython.display import Markdown, display\n\n"
         "from interp.analyses import reft_study\n"
         "from interp.analyses.faithfulness_difference import FaithfulnessComparison\n"
         "from interp.figures import reft_study as figures\n\n"
@@ -27,7 +28,13 @@ CELLS = [
         "    reft_study.run(interp.load_model('smollm2-135m-instruct'), STUDY, progress=False,\n"
         "                   **reft_study.TINY_SETTINGS)\n"
         "phases = reft_study.load(STUDY)  # every saved phase, no model needed\n"
-        "print(STUDY, sorted(phases))"
+        "print(STUDY, sorted(phases))\n\n\n"
+        "def saved(phase: str) -> bool:\n"
+        '    """Whether `phase` is saved; if not, say how to make it."""\n'
+        "    if phase not in phases:\n"
+        "        print(f'{phase!r} is not saved yet in {STUDY}: `python -m interp reft-study` '\n"
+        "              'goes on where it stopped')\n"
+        "    return phase in phases"
     ),
     new_markdown_cell(
         "## 0. The plan: measured step and decoding times, and the budget per phase\n"
@@ -42,31 +49,48 @@ CELLS = [
         "phases['plan'].figure()"
     ),
     new_markdown_cell("## 1. The number direction: pushes and x*"),
-    new_code_cell("phases['number'].tables['x_star'], phases['number'].figure()"),
+    new_code_cell(
+        "if saved('number'):\n"
+        "    display(phases['number'].tables['x_star'], phases['number'].figure())"
+    ),
     new_markdown_cell(
         "## 2. Training: the pilot's loss curve picks the steps; loss and bias norm of every arm"
     ),
-    new_code_cell("print(phases['train'].meta['steps_rule'])\nphases['train'].figure()"),
+    new_code_cell(
+        "if saved('train'):\n"
+        "    print(phases['train'].meta['steps_rule'])\n"
+        "    display(phases['train'].figure())"
+    ),
     new_markdown_cell(
         "## 3. GSM8K: accuracy (Wilson 95%) beside the research note's anchors, each arm minus "
         "base (paired bootstrap 95%), and where KL-budget decoding stopped editing"
     ),
-    new_code_cell("phases['eval'].figure()"),
-    new_code_cell("figures.kl_stops_figure(phases['eval'])"),
+    new_code_cell(
+        "if saved('eval'):\n"
+        "    display(phases['eval'].figure(), figures.kl_stops_figure(phases['eval']))"
+    ),
     new_markdown_cell(
         "## 4. The trained RED-all on the sum direction, against x* and random REDs of the same "
         "bias norm; how many sums each breaks"
     ),
-    new_code_cell("phases['projection'].tables['edits']"),
-    new_code_cell("phases['projection'].figure()"),
-    new_markdown_cell("## 5. Prefix swap: the trained RED-all writes k tokens, the base continues"),
-    new_code_cell("print(phases['swap'].meta)\nphases['swap'].figure()"),
-    new_markdown_cell("## 6. Number faithfulness: base vs the trained arms"),
-    new_code_cell("phases['faithfulness'].figure()"),
     new_code_cell(
-        "arm = phases['faithfulness'].tables['likelihood'][0]['arm']\n"
-        "FaithfulnessComparison.load(STUDY / 'faithfulness' / f'difference_{arm}').figure()"
+        "if saved('projection'):\n"
+        "    display(phases['projection'].tables['edits'], phases['projection'].figure())"
     ),
-    new_markdown_cell("## 7. The summary table"),
+    new_markdown_cell("## 5. Prefix swap: the trained RED-all writes k tokens, the base continues"),
+    new_code_cell(
+        "if saved('swap'):\n    print(phases['swap'].meta)\n    display(phases['swap'].figure())"
+    ),
+    new_markdown_cell("## 6. Number faithfulness: base vs the trained arms"),
+    new_code_cell(
+        "if saved('faithfulness'):\n"
+        "    arm = phases['faithfulness'].tables['likelihood'][0]['arm']\n"
+        "    display(phases['faithfulness'].figure(),\n"
+        "            FaithfulnessComparison.load(STUDY / 'faithfulness' / f'difference_{arm}').figure())"
+    ),
+    new_markdown_cell(
+        "## 7. The summary table (of the phases saved when it was last made: "
+        "`python -m interp reft-study --phases summary` makes it again)"
+    ),
     new_code_cell("Markdown(phases['summary'].markdown())"),
 ]
