@@ -4,6 +4,7 @@ to do."""
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -236,6 +237,27 @@ def test_the_whole_chain_stops_continues_and_resumes(smollm2, tmp_path, monkeypa
     assert _files(out) == everything
     loaded = reft_study.load(out)  # what the notebook reads, without a model
     assert set(loaded) == set(PHASES) and loaded["eval"].rows == rows
+
+    # a study stopped while GSM8K decodes (base and red_all done): the summary reports those two
+    # as an interim table, and decodes nothing
+    monkeypatch.undo()
+    stopped = tmp_path / "stopped"
+    shutil.copytree(out, stopped)
+    for folder in ("phases/eval", "phases/swap", "phases/summary", "swap"):
+        shutil.rmtree(stopped / folder)
+    for arm in [r["arm"] for r in rows[2:]]:
+        shutil.rmtree(stopped / "eval" / arm)
+    decoded = _files(stopped / "eval")
+    interim = reft_study.Study(smollm2, stopped, progress=False, **TINY).run(("summary",))
+    summary = interim["summary"]
+    assert [r["arm"] for r in summary.tables["accuracy"]] == ["base", "red_all"]
+    assert summary.tables["accuracy"] == rows[:2]  # the same rows the whole phase gave
+    assert summary.meta["eval_interim_arms"] == ["base", "red_all"]
+    assert summary.config.summary_phases[-2:] == ("eval:base", "eval:red_all")
+    assert (
+        "Interim: the arms decoded so far (base, red_all)" in (stopped / "summary.md").read_text()
+    )
+    assert _files(stopped / "eval") == decoded
 
 
 @pytest.mark.slow

@@ -179,7 +179,8 @@ class ReftStudyConfig:
     timing_new_tokens: int = 64
     expected_answer_share: float = 0.73
     expected_base_accuracy: float = 0.26
-    # set only in the summary's key: which phases it covers
+    # set only in the summary's key: which phases it covers; while GSM8K is still decoding,
+    # each arm already decoded as "eval:<arm>" (an interim table)
     summary_phases: tuple[str, ...] = ()
 
     def check(self) -> ReftStudyConfig:
@@ -958,10 +959,32 @@ class Study:
         return self._phase("eval", self._evaluate)
 
     def _evaluate(self) -> EvaluationPhase:
+        return self._evaluation(self.config.eval_arms)
+
+    def interim_arms(self) -> tuple[str, ...]:
+        """While the eval phase is not saved: the arms whose decoding has finished (saved under
+        `out/eval/<arm>`), when base and at least one other are among them; else ()."""
+        if is_saved(self.out / "phases" / "eval"):
+            return ()
+        arms = tuple(a for a in self.config.eval_arms if is_saved(self.out / "eval" / a))
+        return arms if "base" in arms and len(arms) >= 2 else ()
+
+    def interim_evaluation(self) -> EvaluationPhase | None:
+        """The eval phase's tables over `interim_arms()`, marked interim and not saved as the
+        phase (the phase itself needs every arm); None when there is nothing to compare yet."""
+        arms = self.interim_arms()
+        if not arms:
+            return None
+        result = self._evaluation(arms)
+        result.meta["interim_arms"] = list(arms)
+        return result
+
+    def _evaluation(self, arms: Sequence[str]) -> EvaluationPhase:
+        """Accuracy, length, cap share of `arms` (base first), each against base, paired."""
         c = self.config
         training = self.train()
         norms = {r["arm"]: r["bias_norm"] for r in training.tables["arms"]}
-        results = {arm: self._decode(arm, self.out / "eval" / arm) for arm in c.eval_arms}
+        results = {arm: self._decode(arm, self.out / "eval" / arm) for arm in arms}
         base = results["base"]
         base_correct = [bool(r["correct"]) for r in base.rows]
         rows, problems = [], []
@@ -1272,11 +1295,16 @@ class Study:
     def summary(self, phases: Sequence[str] = PHASES) -> StudySummary:
         """One table per claim (ours with 95% intervals beside the research note's anchors) as
         `summary.json` and `summary.md`, and every figure under `out/figures/`. Covers the phases
-        asked for in this run and those already saved."""
+        asked for in this run and those already saved; while GSM8K is still decoding, the arms
+        decoded so far as an interim table (so a run that spans days reports as it goes)."""
         from interp.analyses.reft_study_report import build_summary, write_figures
 
         included = tuple(p for p in PHASES[:-1] if p in phases or is_saved(self.out / "phases" / p))
-        key = dataclasses.replace(phase_key(self.config, "summary"), summary_phases=included)
+        interim = () if "eval" in included else self.interim_arms()
+        key = dataclasses.replace(
+            phase_key(self.config, "summary"),
+            summary_phases=included + tuple(f"eval:{arm}" for arm in interim),
+        )
         methods = {
             "plan": self.plan,
             "number": self.number,
@@ -1289,6 +1317,8 @@ class Study:
 
         def compute() -> StudySummary:
             done = {p: methods[p]() for p in included}
+            if interim:
+                done["eval"] = self.interim_evaluation()
             summary = build_summary(done, key)
             write_json_atomic(
                 self.out / "summary.json", {"tables": summary.tables, "meta": summary.meta}

@@ -47,6 +47,8 @@ def build_summary(done: dict[str, Result], key) -> Result:
     if "eval" in done:
         tables["accuracy"] = done["eval"].rows
         meta["power"] = done["eval"].meta["power"]
+        if "interim_arms" in done["eval"].meta:  # GSM8K still decoding: the arms done so far
+            meta["eval_interim_arms"] = done["eval"].meta["interim_arms"]
     if "number" in done:
         meta["x_star"] = done["number"].tables["x_star"]
         meta["number_reused"] = done["number"].meta["reused"]
@@ -92,7 +94,14 @@ def summary_markdown(summary: Result) -> str:
         out.append(f"\nSteps per arm: {m['steps']} ({m['steps_rule']}).")
     if "accuracy" in t:
         out += [
-            "\n## GSM8K (greedy, the same seeded test problems)\n",
+            "\n## GSM8K (greedy, the same seeded test problems)"
+            + (
+                f"\n\nInterim: the arms decoded so far ({', '.join(m['eval_interim_arms'])}); "
+                "the others are still decoding."
+                if "eval_interim_arms" in m
+                else ""
+            )
+            + "\n",
             "| arm | accuracy (95% CI) | minus base (95% CI) | McNemar p | mean tokens | hit cap "
             "| bias norm | research note (Llama-3-8B) |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
