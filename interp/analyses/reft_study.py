@@ -457,7 +457,9 @@ class StudySummary(Result):
         from interp.figures.reft_study import accuracy_figure_from_rows
 
         return accuracy_figure_from_rows(
-            self.tables.get("accuracy", []), self.meta.get("model", "")
+            self.tables.get("accuracy", []),
+            self.meta.get("model", ""),
+            interim="eval_interim_arms" in self.meta,
         )
 
 
@@ -976,7 +978,7 @@ class Study:
         if not arms:
             return None
         result = self._evaluation(arms)
-        result.meta["interim_arms"] = list(arms)
+        result.meta.update(interim_arms=list(arms), model=model_name(self.model))
         return result
 
     def _evaluation(self, arms: Sequence[str]) -> EvaluationPhase:

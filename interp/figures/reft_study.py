@@ -135,12 +135,18 @@ def loss_curves_figure(training, window: int = 8) -> go.Figure:
 
 
 def accuracy_figure(evaluation) -> go.Figure:
-    return accuracy_figure_from_rows(evaluation.rows, evaluation.meta.get("model", ""))
+    return accuracy_figure_from_rows(
+        evaluation.rows,
+        evaluation.meta.get("model", ""),
+        interim="interim_arms" in evaluation.meta,
+    )
 
 
-def accuracy_figure_from_rows(rows: Sequence[dict[str, Any]], model: str = "") -> go.Figure:
+def accuracy_figure_from_rows(
+    rows: Sequence[dict[str, Any]], model: str = "", interim: bool = False
+) -> go.Figure:
     """GSM8K accuracy per arm (Wilson 95%) with the research note's Llama-3-8B anchors, each arm
-    minus base (paired bootstrap 95%), and mean answer length."""
+    minus base (paired bootstrap 95%), and mean answer length; `interim`: the arms decoded so far."""
     fig = make_subplots(
         rows=1,
         cols=3,
@@ -181,8 +187,12 @@ def accuracy_figure_from_rows(rows: Sequence[dict[str, Any]], model: str = "") -
         2,
     )
     fig.add_trace(go.Bar(x=names, y=[r["mean_tokens"] for r in rows], showlegend=False), 1, 3)
+    fig.add_hline(y=0, line_color="grey", row=1, col=2)
     fig.update_yaxes(range=[0, 1], row=1, col=1)
-    fig.update_layout(template=TEMPLATE, title="GSM8K, greedy, the same seeded test problems")
+    title = "GSM8K, greedy, the same seeded test problems"
+    if interim:
+        title += " (interim: the arms decoded so far)"
+    fig.update_layout(template=TEMPLATE, title=title)
     return fig
 
 
