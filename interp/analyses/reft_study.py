@@ -975,8 +975,9 @@ class Study:
         """The eval phase's tables over `interim_arms()`, marked interim and not saved as the
         phase (the phase itself needs every arm); None when there is nothing to compare yet."""
         arms = self.interim_arms()
-        if not arms:
-            return None
+        return self._interim_evaluation(arms) if arms else None
+
+    def _interim_evaluation(self, arms: Sequence[str]) -> EvaluationPhase:
         result = self._evaluation(arms)
         result.meta.update(interim_arms=list(arms), model=model_name(self.model))
         return result
@@ -1319,8 +1320,8 @@ class Study:
 
         def compute() -> StudySummary:
             done = {p: methods[p]() for p in included}
-            if interim:
-                done["eval"] = self.interim_evaluation()
+            if interim:  # the arms the key names, even if another finishes meanwhile
+                done["eval"] = self._interim_evaluation(interim)
             summary = build_summary(done, key)
             write_json_atomic(
                 self.out / "summary.json", {"tables": summary.tables, "meta": summary.meta}
