@@ -204,6 +204,13 @@ def test_the_whole_chain_stops_continues_and_resumes(smollm2, tmp_path, monkeypa
         (v, k) for v in ("donor_cache", "recompute") for k in TINY["swap_ks"]
     }
     assert all(r["n"] == TINY["swap_problems"] for r in swap)
+    # claim 1 again on each pool size: the first pool is the eval's problems, so its paired
+    # comparison is the eval's red_all row, number for number
+    pool = done["swap"].tables["pool"]
+    assert pool[0]["pool"] == TINY["test_problems"]
+    for key in ("difference", "difference_low", "difference_high", "mcnemar_p"):
+        assert pool[0][key] == rows[1][key], key
+    assert pool[0]["donor_correct"] == rows[1]["correct"]
     faith = done["faithfulness"].tables["per_layer"]
     assert {(r["arm"], r["layer"]) for r in faith} == {
         (a, layer) for a in ("red_all", "red_prefix") for layer in TINY["faith_layers"]
@@ -212,6 +219,8 @@ def test_the_whole_chain_stops_continues_and_resumes(smollm2, tmp_path, monkeypa
     markdown = (out / "summary.md").read_text()
     for row in rows:
         assert f"| {row['arm']}" in markdown
+    assert "RED-all against base on the swap's pool" in markdown
+    assert f"| {pool[-1]['pool']} | {pool[-1]['base_correct']}/" in markdown
     saved = json.loads((out / "summary.json").read_text())
     assert [r["arm"] for r in saved["tables"]["accuracy"]] == [r["arm"] for r in rows]
     assert summary.meta["anchors"]["red_prefix"] == 85.0

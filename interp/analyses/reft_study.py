@@ -525,6 +525,32 @@ def swap_selection(
     ]
 
 
+def against_base(
+    base: math_eval.MathEvalResult,
+    arm: math_eval.MathEvalResult,
+    n_bootstrap: int,
+    seed: int,
+    name: str = "arm",
+) -> dict[str, Any]:
+    """`arm` (called `name` in errors) minus `base` on the same problems: the paired comparison (difference, bootstrap
+    interval, McNemar) and the difference these problems detect with 80% power at its share of
+    discordant problems."""
+    if [r["id"] for r in arm.rows] != [r["id"] for r in base.rows]:
+        raise RuntimeError(f"{name} was decoded on other problems than base")
+    paired = paired_comparison(
+        [bool(r["correct"]) for r in base.rows],
+        [bool(r["correct"]) for r in arm.rows],
+        n_bootstrap,
+        seed,
+    )
+    paired["detectable_difference"] = (
+        detectable_difference(arm.n, base.accuracy, paired["discordant_share"])
+        if paired["discordant_share"] > 0
+        else None
+    )
+    return paired
+
+
 def pool_sizes(start: int, most: int) -> list[int]:
     """Pool sizes tried for the prefix swap: `start`, doubled until `most` (included)."""
     sizes = [min(start, most)]
@@ -989,7 +1015,6 @@ class Study:
         norms = {r["arm"]: r["bias_norm"] for r in training.tables["arms"]}
         results = {arm: self._decode(arm, self.out / "eval" / arm) for arm in arms}
         base = results["base"]
-        base_correct = [bool(r["correct"]) for r in base.rows]
         rows, problems = [], []
         for index, (arm, result) in enumerate(results.items()):
             low, high = result.accuracy_interval
@@ -1006,17 +1031,8 @@ class Study:
                 "bias_norm": norms.get("red_prefix_pid" if arm == KL_ARM else arm),
                 "anchor": ANCHORS.get(arm),
             }
-            if [r["id"] for r in result.rows] != [r["id"] for r in base.rows]:
-                raise RuntimeError(f"arm {arm} was decoded on other problems than base")
             if arm != "base":
-                verdicts = [bool(r["correct"]) for r in result.rows]
-                paired = paired_comparison(base_correct, verdicts, c.n_bootstrap, c.seed + index)
-                row.update(paired)
-                row["detectable_difference"] = (
-                    detectable_difference(result.n, base.accuracy, paired["discordant_share"])
-                    if paired["discordant_share"] > 0
-                    else None
-                )
+                row.update(against_base(base, result, c.n_bootstrap, c.seed + index, f"arm {arm}"))
             stops = [r.get("edit_stop") for r in result.rows if "edit_stop" in r]
             if stops:
                 ends = [s if s is not None else r["n_tokens"] for s, r in zip(stops, result.rows)]
@@ -1169,12 +1185,19 @@ class Study:
             chosen = swap_selection(
                 results["base"].rows, results["red_all"].rows, c.swap_base_right
             )
+            # claim 1 again on the whole pool: RED-all against base, paired (the seed of the
+            # red_all row in the eval phase, so the first pool's row repeats that row's numbers)
             pool_rows.append(
                 {
                     "pool": size,
                     "found": len(chosen),
+                    "base_correct": results["base"].n_correct,
+                    "donor_correct": results["red_all"].n_correct,
                     "base_accuracy": results["base"].accuracy,
                     "donor_accuracy": results["red_all"].accuracy,
+                    **against_base(
+                        results["base"], results["red_all"], c.n_bootstrap, c.seed + 1, "red_all"
+                    ),
                 }
             )
             if len(chosen) >= c.swap_problems:
@@ -1362,6 +1385,7 @@ __all__ = [
     "choose_steps",
     "load",
     "phase_key",
+    "against_base",
     "pool_sizes",
     "run",
     "swap_selection",

@@ -56,6 +56,7 @@ def build_summary(done: dict[str, Result], key) -> Result:
         tables["number_direction"] = done["projection"].tables["edits"]
     if "swap" in done:
         tables["prefix_swap"] = done["swap"].tables["accuracy"]
+        tables["swap_pool"] = done["swap"].tables["pool"]  # claim 1 again, on each pool size
         meta["swap"] = done["swap"].meta
     if "faithfulness" in done:
         rows = []
@@ -153,6 +154,26 @@ def summary_markdown(summary: Result) -> str:
             out.append(
                 f"\nx* = {_number(star['x_star'])} probe units at layer {star['layer']} (95% CI "
                 f"{_number(star['x_star_low'])} to {_number(star['x_star_high'])})."
+            )
+    if t.get("swap_pool"):
+        out += [
+            "\n## RED-all against base on the swap's pool (claim 1 on more problems)\n",
+            "| problems | base | RED-all | minus base (95% CI) | McNemar p | detectable (80% power) "
+            "| donor wrong, base right |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in t["swap_pool"]:
+            diff = (
+                f"{r['difference']:+.1%} ({r['difference_low']:+.1%} to {r['difference_high']:+.1%})"
+                if "difference" in r
+                else "-"
+            )
+            base = f"{r['base_correct']}/{r['pool']} = " if "base_correct" in r else ""
+            donor = f"{r['donor_correct']}/{r['pool']} = " if "donor_correct" in r else ""
+            out.append(
+                f"| {r['pool']} | {base}{_pct(r['base_accuracy'])} | {donor}"
+                f"{_pct(r['donor_accuracy'])} | {diff} | {_number(r.get('mcnemar_p'), 2)} | "
+                f"{_pct(r.get('detectable_difference'))} | {r['found']} |"
             )
     if "prefix_swap" in t:
         rows = t["prefix_swap"]
