@@ -217,7 +217,9 @@ def summary_markdown(summary: Result) -> str:
 def write_figures(done: dict[str, Result], out: str | Path) -> list[Path]:
     """Every figure of the study into `out/figures/` (PNG where static export works, and HTML)."""
     from interp.analyses.faithfulness_difference import FaithfulnessComparison
+    from interp.analyses.math_eval import MathEvalResult
     from interp.analyses.prefix_swap import PrefixSwapResult
+    from interp.analyses.reft_study import KL_ARM
     from interp.figures import reft_study as figures
     from interp.figures.training import bias_trajectories_figure
 
@@ -236,8 +238,9 @@ def write_figures(done: dict[str, Result], out: str | Path) -> list[Path]:
             save(bias_trajectories_figure(out), "bias_trajectories")
         except FileNotFoundError:
             pass
-    if "eval" in done and any(r["arm"].endswith("_kl") for r in done["eval"].rows):
-        save(figures.kl_stops_figure(done["eval"]), "kl_stops")
+    kl_arm = out / "eval" / KL_ARM
+    if "eval" in done and is_saved(kl_arm):
+        save(figures.kl_stops_figure(MathEvalResult.load(kl_arm)), "kl_stops")
     if "swap" in done and is_saved(out / "swap" / "run" / "swap"):
         swap = PrefixSwapResult.load(out / "swap" / "run" / "swap")
         if swap.config.closeness:

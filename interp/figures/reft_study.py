@@ -196,20 +196,47 @@ def accuracy_figure_from_rows(
     return fig
 
 
-def kl_stops_figure(evaluation) -> go.Figure:
-    """Where KL-budget decoding stopped editing: the generated token index of each answer."""
-    rows = [r for r in evaluation.tables["problems"] if r["arm"].endswith("_kl")]
-    fig = go.Figure(
-        go.Histogram(
-            x=[r["edit_stop"] if r["edit_stop"] is not None else r["n_tokens"] for r in rows],
-            nbinsx=40,
-        )
+def kl_stops_figure(decoded) -> go.Figure:
+    """KL-budget decoding, from the arm's own answers (`MathEvalResult`): the generated token at
+    which each answer stopped being edited (never: its length), and the KL it had spent there,
+    against the budget."""
+    rows = decoded.rows
+    budget = decoded.config.kl_budget
+    cap = decoded.config.max_new_tokens
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=(
+            "generated token at which editing stopped (never: answer length)",
+            "KL(edited ‖ unedited) spent when it stopped, nats",
+        ),
     )
+    stops = [r["edit_stop"] if r["edit_stop"] is not None else r["n_tokens"] for r in rows]
+    fig.add_trace(
+        go.Histogram(x=stops, xbins=dict(start=0, end=cap + 1, size=max(1, cap // 48))),
+        row=1,
+        col=1,
+    )
+    fig.update_xaxes(range=[0, cap + 1], title_text="generated token", row=1, col=1)
+    spent = [r["kl_spent"] for r in rows if r.get("kl_spent") is not None]
+    fig.add_trace(go.Histogram(x=spent, nbinsx=40), row=1, col=2)
+    if budget is not None:
+        fig.add_vline(
+            x=budget,
+            line_dash="dash",
+            line_color="black",
+            annotation_text=f"budget {budget:g}",
+            row=1,
+            col=2,
+        )
+    fig.update_xaxes(rangemode="tozero", title_text="nats", row=1, col=2)
+    fig.update_yaxes(title_text="answers", row=1, col=1)
+    never = sum(r["edit_stop"] is None for r in rows)
     fig.update_layout(
         template=TEMPLATE,
-        title="KL-budget decoding: the token at which editing stopped (end of answer: never)",
-        xaxis_title="generated token",
-        yaxis_title="answers",
+        showlegend=False,
+        title=f"KL-budget decoding ({decoded.meta.get('arm', '')}, {len(rows)} answers, "
+        f"{never} never stopped)",
     )
     return fig
 

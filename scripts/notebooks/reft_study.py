@@ -20,6 +20,7 @@ CELLS = [
         "from IPython.display import Markdown, display\n\n"
         "from interp.analyses import reft_study\n"
         "from interp.analyses.faithfulness_difference import FaithfulnessComparison\n"
+        "from interp.analyses.math_eval import MathEvalResult\n"
         "from interp.figures import reft_study as figures\n\n"
         "STUDY = Path(os.environ.get('REFT_STUDY', 'runs/reft_study/qwen2.5-coder-0.5b-instruct'))\n"
         "if not (STUDY / 'phases' / 'summary').is_dir():\n"
@@ -67,7 +68,9 @@ CELLS = [
     ),
     new_code_cell(
         "if saved('eval'):\n"
-        "    display(phases['eval'].figure(), figures.kl_stops_figure(phases['eval']))"
+        "    display(phases['eval'].figure())\n"
+        "    kl_arm = STUDY / 'eval' / reft_study.KL_ARM  # the KL arm's own answers\n"
+        "    display(figures.kl_stops_figure(MathEvalResult.load(kl_arm)))"
     ),
     new_markdown_cell(
         "## 4. The trained RED-all on the sum direction, against x* and random REDs of the same "
@@ -79,7 +82,10 @@ CELLS = [
     ),
     new_markdown_cell("## 5. Prefix swap: the trained RED-all writes k tokens, the base continues"),
     new_code_cell(
-        "if saved('swap'):\n    print(phases['swap'].meta)\n    display(phases['swap'].figure())"
+        "if saved('swap'):\n"
+        "    print(phases['swap'].meta)\n"
+        "    # claim 1 again on each pool: RED-all against base, paired\n"
+        "    display(phases['swap'].tables['pool'], phases['swap'].figure())"
     ),
     new_markdown_cell("## 6. Number faithfulness: base vs the trained arms"),
     new_code_cell(
