@@ -268,6 +268,30 @@ def test_the_whole_chain_stops_continues_and_resumes(smollm2, tmp_path, monkeypa
     )
     assert _files(stopped / "eval") == decoded
 
+    # a study stopped while the swap's pool grows (pools of 3 and 6 decoded, the swap not run):
+    # the summary reports claim 1 on those pools, the rows the finished phase gives, and decodes
+    # nothing
+    growing = tmp_path / "growing"
+    shutil.copytree(out, growing)
+    for folder in ("phases/swap", "phases/summary", "swap"):
+        shutil.rmtree(growing / folder)
+    wider = {**TINY, "swap_problems": 5}  # more than 3 problems hold: the pool must grow to 6
+    finished = reft_study.Study(smollm2, growing, progress=False, **wider).swap()
+    assert [r["pool"] for r in finished.tables["pool"]] == [3, 6]
+    for folder in ("phases/swap", "swap/run"):
+        shutil.rmtree(growing / folder)
+    decoded = _files(growing / "swap")
+    summary = reft_study.Study(smollm2, growing, progress=False, **wider).run(("summary",))[
+        "summary"
+    ]
+    assert summary.tables["swap_pool"] == finished.tables["pool"]
+    assert "prefix_swap" not in summary.tables
+    assert summary.config.summary_phases[-2:] == ("pool:3", "pool:6")
+    assert (
+        "Interim: the pools decoded so far (3, 6 problems)" in (growing / "summary.md").read_text()
+    )
+    assert _files(growing / "swap") == decoded
+
 
 @pytest.mark.slow
 def test_a_bfloat16_study_probes_and_projects_in_float32(tmp_path):

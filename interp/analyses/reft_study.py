@@ -1172,34 +1172,18 @@ class Study:
     def _swap(self) -> SwapPhase:
         c = self.config
         self.evaluate()
-        available = len(load_problems(c.eval_dataset, c.eval_split))
-        most = min(c.swap_pool_max or available, available)
         pool_rows = []
         previous: dict[str, list[math_eval.MathEvalResult]] = {"base": [], "red_all": []}
-        for size in pool_sizes(c.test_problems, most):
+        for size in self._pool_sizes():
             results = {}
             for arm in ("base", "red_all"):
-                out = self.out / ("eval" if size == c.test_problems else f"swap/pool_{size}") / arm
+                out = self._pool_folder(size) / arm
                 results[arm] = self._decode(arm, out, n_problems=size, reuse=previous[arm])
                 previous[arm] = [results[arm]]
             chosen = swap_selection(
                 results["base"].rows, results["red_all"].rows, c.swap_base_right
             )
-            # claim 1 again on the whole pool: RED-all against base, paired (the seed of the
-            # red_all row in the eval phase, so the first pool's row repeats that row's numbers)
-            pool_rows.append(
-                {
-                    "pool": size,
-                    "found": len(chosen),
-                    "base_correct": results["base"].n_correct,
-                    "donor_correct": results["red_all"].n_correct,
-                    "base_accuracy": results["base"].accuracy,
-                    "donor_accuracy": results["red_all"].accuracy,
-                    **against_base(
-                        results["base"], results["red_all"], c.n_bootstrap, c.seed + 1, "red_all"
-                    ),
-                }
-            )
+            pool_rows.append(self._pool_row(size, results, found=len(chosen)))
             if len(chosen) >= c.swap_problems:
                 break
         meta: dict[str, Any] = {"pool": size, "found": len(chosen)}
@@ -1244,6 +1228,63 @@ class Study:
                 "closeness": closeness,
             },
             meta=meta,
+        )
+
+    def _pool_sizes(self) -> list[int]:
+        c = self.config
+        available = len(load_problems(c.eval_dataset, c.eval_split))
+        return pool_sizes(c.test_problems, min(c.swap_pool_max or available, available))
+
+    def _pool_folder(self, size: int) -> Path:
+        """Where base and RED-all are decoded on a pool: the first pool is the eval's problems."""
+        return self.out / ("eval" if size == self.config.test_problems else f"swap/pool_{size}")
+
+    def _pool_row(
+        self, size: int, results: dict[str, math_eval.MathEvalResult], found: int
+    ) -> dict[str, Any]:
+        """One row of the swap's pool table: what the pool gave, and claim 1 again on it — RED-all
+        against base, paired, with the seed of the eval phase's red_all row (so the first pool's
+        row repeats that row's numbers)."""
+        c = self.config
+        base, donor = results["base"], results["red_all"]
+        return {
+            "pool": size,
+            "found": found,
+            "base_correct": base.n_correct,
+            "donor_correct": donor.n_correct,
+            "base_accuracy": base.accuracy,
+            "donor_accuracy": donor.accuracy,
+            **against_base(base, donor, c.n_bootstrap, c.seed + 1, "red_all"),
+        }
+
+    def interim_pools(self) -> tuple[int, ...]:
+        """While the swap's pool grows (eval saved, swap not): the pool sizes whose base and RED-all
+        decodes have finished, when one beyond the first is among them; else ()."""
+        if is_saved(self.out / "phases" / "swap") or not is_saved(self.out / "phases" / "eval"):
+            return ()
+        sizes = tuple(
+            size
+            for size in self._pool_sizes()
+            if all(is_saved(self._pool_folder(size) / arm) for arm in ("base", "red_all"))
+        )
+        return sizes if len(sizes) >= 2 else ()
+
+    def _interim_pool(self, sizes: Sequence[int]) -> SwapPhase:
+        """The swap phase's pool table over `sizes` (their saved decodes, nothing decoded), marked
+        interim: the swap itself has not run, and it is not saved as the phase."""
+        c = self.config
+        rows = []
+        for size in sizes:
+            results = {
+                arm: self._decode(arm, self._pool_folder(size) / arm, n_problems=size)
+                for arm in ("base", "red_all")
+            }
+            found = swap_selection(results["base"].rows, results["red_all"].rows, c.swap_base_right)
+            rows.append(self._pool_row(size, results, found=len(found)))
+        return SwapPhase(
+            config=phase_key(c, "swap"),
+            tables={"pool": rows, "accuracy": []},
+            meta={"interim_pools": list(sizes), "model": model_name(self.model)},
         )
 
     # ---------------------------------------------------------------------------------------------
@@ -1322,14 +1363,18 @@ class Study:
         """One table per claim (ours with 95% intervals beside the research note's anchors) as
         `summary.json` and `summary.md`, and every figure under `out/figures/`. Covers the phases
         asked for in this run and those already saved; while GSM8K is still decoding, the arms
-        decoded so far as an interim table (so a run that spans days reports as it goes)."""
+        decoded so far as an interim table, and while the swap's pool grows, the pools decoded so
+        far (so a run that spans days reports as it goes)."""
         from interp.analyses.reft_study_report import build_summary, write_figures
 
         included = tuple(p for p in PHASES[:-1] if p in phases or is_saved(self.out / "phases" / p))
         interim = () if "eval" in included else self.interim_arms()
+        pools = () if "swap" in included else self.interim_pools()
         key = dataclasses.replace(
             phase_key(self.config, "summary"),
-            summary_phases=included + tuple(f"eval:{arm}" for arm in interim),
+            summary_phases=included
+            + tuple(f"eval:{arm}" for arm in interim)
+            + tuple(f"pool:{size}" for size in pools),
         )
         methods = {
             "plan": self.plan,
@@ -1345,6 +1390,8 @@ class Study:
             done = {p: methods[p]() for p in included}
             if interim:  # the arms the key names, even if another finishes meanwhile
                 done["eval"] = self._interim_evaluation(interim)
+            if pools:  # likewise the pools: claim 1 on more problems while the swap waits
+                done["swap"] = self._interim_pool(pools)
             summary = build_summary(done, key)
             write_json_atomic(
                 self.out / "summary.json", {"tables": summary.tables, "meta": summary.meta}

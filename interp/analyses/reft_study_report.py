@@ -55,9 +55,12 @@ def build_summary(done: dict[str, Result], key) -> Result:
     if "projection" in done:
         tables["number_direction"] = done["projection"].tables["edits"]
     if "swap" in done:
-        tables["prefix_swap"] = done["swap"].tables["accuracy"]
         tables["swap_pool"] = done["swap"].tables["pool"]  # claim 1 again, on each pool size
-        meta["swap"] = done["swap"].meta
+        if "interim_pools" in done["swap"].meta:  # the pool still grows; no swap yet
+            meta["swap_interim_pools"] = done["swap"].meta["interim_pools"]
+        else:
+            tables["prefix_swap"] = done["swap"].tables["accuracy"]
+            meta["swap"] = done["swap"].meta
     if "faithfulness" in done:
         rows = []
         phase = done["faithfulness"]
@@ -157,7 +160,14 @@ def summary_markdown(summary: Result) -> str:
             )
     if t.get("swap_pool"):
         out += [
-            "\n## RED-all against base on the swap's pool (claim 1 on more problems)\n",
+            "\n## RED-all against base on the swap's pool (claim 1 on more problems)\n"
+            + (
+                f"\nInterim: the pools decoded so far "
+                f"({', '.join(str(n) for n in m['swap_interim_pools'])} problems); the pool "
+                "still grows and the swap has not run.\n"
+                if "swap_interim_pools" in m
+                else ""
+            ),
             "| problems | base | RED-all | minus base (95% CI) | McNemar p | detectable (80% power) "
             "| donor wrong, base right |",
             "| --- | --- | --- | --- | --- | --- | --- |",
@@ -232,6 +242,8 @@ def write_figures(done: dict[str, Result], out: str | Path) -> list[Path]:
         written.append(folder / f"{name}.png")
 
     for phase, result in done.items():
+        if phase == "swap" and "interim_pools" in result.meta:
+            continue  # a pool table, no swap to draw
         save(result.figure(), phase)
     if "train" in done:
         try:
