@@ -532,9 +532,9 @@ def against_base(
     seed: int,
     name: str = "arm",
 ) -> dict[str, Any]:
-    """`arm` (called `name` in errors) minus `base` on the same problems: the paired comparison (difference, bootstrap
-    interval, McNemar) and the difference these problems detect with 80% power at its share of
-    discordant problems."""
+    """`arm` minus `base` on the same problems (`name` is the arm in errors): the paired
+    comparison (difference, bootstrap interval, McNemar) and the difference these problems detect
+    with 80% power at their share of discordant problems."""
     if [r["id"] for r in arm.rows] != [r["id"] for r in base.rows]:
         raise RuntimeError(f"{name} was decoded on other problems than base")
     paired = paired_comparison(

@@ -208,7 +208,7 @@ def kl_stops_figure(decoded) -> go.Figure:
         cols=2,
         subplot_titles=(
             "generated token at which editing stopped (never: answer length)",
-            "KL(edited ‖ unedited) spent when it stopped, nats",
+            "KL(edited ‖ unedited) spent by the stop (never: by the end), nats",
         ),
     )
     stops = [r["edit_stop"] if r["edit_stop"] is not None else r["n_tokens"] for r in rows]
