@@ -1173,16 +1173,10 @@ class Study:
         c = self.config
         self.evaluate()
         pool_rows = []
-        previous: dict[str, list[math_eval.MathEvalResult]] = {"base": [], "red_all": []}
+        previous: dict[str, list[math_eval.MathEvalResult]] = {}
         for size in self._pool_sizes():
-            results = {}
-            for arm in ("base", "red_all"):
-                out = self._pool_folder(size) / arm
-                results[arm] = self._decode(arm, out, n_problems=size, reuse=previous[arm])
-                previous[arm] = [results[arm]]
-            chosen = swap_selection(
-                results["base"].rows, results["red_all"].rows, c.swap_base_right
-            )
+            results, chosen = self._decoded_pool(size, reuse=previous)
+            previous = {arm: [result] for arm, result in results.items()}
             pool_rows.append(self._pool_row(size, results, found=len(chosen)))
             if len(chosen) >= c.swap_problems:
                 break
@@ -1239,6 +1233,25 @@ class Study:
         """Where base and RED-all are decoded on a pool: the first pool is the eval's problems."""
         return self.out / ("eval" if size == self.config.test_problems else f"swap/pool_{size}")
 
+    def _decoded_pool(
+        self, size: int, reuse: dict[str, list[math_eval.MathEvalResult]] | None = None
+    ) -> tuple[dict[str, math_eval.MathEvalResult], list[str]]:
+        """Base and RED-all decoded on the first `size` problems (resumed or loaded from disk;
+        `reuse`: a smaller pool's results per arm), and the ids the swap may use, in pool order."""
+        results = {
+            arm: self._decode(
+                arm,
+                self._pool_folder(size) / arm,
+                n_problems=size,
+                reuse=(reuse or {}).get(arm, []),
+            )
+            for arm in ("base", "red_all")
+        }
+        chosen = swap_selection(
+            results["base"].rows, results["red_all"].rows, self.config.swap_base_right
+        )
+        return results, chosen
+
     def _pool_row(
         self, size: int, results: dict[str, math_eval.MathEvalResult], found: int
     ) -> dict[str, Any]:
@@ -1272,17 +1285,12 @@ class Study:
     def _interim_pool(self, sizes: Sequence[int]) -> SwapPhase:
         """The swap phase's pool table over `sizes` (their saved decodes, nothing decoded), marked
         interim: the swap itself has not run, and it is not saved as the phase."""
-        c = self.config
         rows = []
         for size in sizes:
-            results = {
-                arm: self._decode(arm, self._pool_folder(size) / arm, n_problems=size)
-                for arm in ("base", "red_all")
-            }
-            found = swap_selection(results["base"].rows, results["red_all"].rows, c.swap_base_right)
-            rows.append(self._pool_row(size, results, found=len(found)))
+            results, chosen = self._decoded_pool(size)
+            rows.append(self._pool_row(size, results, found=len(chosen)))
         return SwapPhase(
-            config=phase_key(c, "swap"),
+            config=phase_key(self.config, "swap"),
             tables={"pool": rows, "accuracy": []},
             meta={"interim_pools": list(sizes), "model": model_name(self.model)},
         )
