@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from interp.analyses.reft_study_config import ANCHORS, KL_ARM
+from interp.analyses.reft_study_phases import StudySummary
 from interp.figures.common import save_figure
 from interp.results import Result
 from interp.storage import is_saved
@@ -22,10 +24,8 @@ def _number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def build_summary(done: dict[str, Result], key) -> Result:
+def build_summary(done: dict[str, Result], key) -> StudySummary:
     """The summary of the saved phases in `done` (by phase name)."""
-    from interp.analyses.reft_study import ANCHORS, StudySummary
-
     tables: dict[str, list[dict[str, Any]]] = {}
     meta: dict[str, Any] = {"anchors": ANCHORS, "phases": sorted(done)}
     if "plan" in done:
@@ -83,7 +83,7 @@ def build_summary(done: dict[str, Result], key) -> Result:
     return StudySummary(config=key, tables=tables, meta=meta)
 
 
-def summary_markdown(summary: Result) -> str:
+def summary_markdown(summary: StudySummary) -> str:
     """The summary's tables as markdown."""
     t, m = summary.tables, summary.meta
     out: list[str] = [f"# ReFT study: {m.get('model', '')}"]
@@ -229,7 +229,6 @@ def write_figures(done: dict[str, Result], out: str | Path) -> list[Path]:
     from interp.analyses.faithfulness_difference import FaithfulnessComparison
     from interp.analyses.math_eval import MathEvalResult
     from interp.analyses.prefix_swap import PrefixSwapResult
-    from interp.analyses.reft_study import KL_ARM
     from interp.figures import reft_study as figures
     from interp.figures.training import bias_trajectories_figure
 
