@@ -20,6 +20,7 @@ from interp.analyses.reft_study import (
     pool_sizes,
     swap_selection,
 )
+from interp.figures.reft_study import pool_figure
 from interp.results import config_from_dict, config_to_dict
 from interp.stats import detectable_difference, paired_comparison
 
@@ -226,6 +227,7 @@ def test_the_whole_chain_stops_continues_and_resumes(smollm2, tmp_path, monkeypa
     assert summary.meta["anchors"]["red_prefix"] == 85.0
     for name in (*PHASES, "bias_trajectories", "kl_stops", "faithfulness_red_all"):
         assert (out / "figures" / f"{name}.html").exists(), name
+    assert len(pool) == 1 and not (out / "figures" / "swap_pool.html").exists()  # one pool: no line
     for phase in PHASES:
         assert (out / "phases" / phase / "interp.json").exists()
 
@@ -287,10 +289,18 @@ def test_the_whole_chain_stops_continues_and_resumes(smollm2, tmp_path, monkeypa
     assert summary.tables["swap_pool"] == finished.tables["pool"]
     assert "prefix_swap" not in summary.tables
     assert summary.config.summary_phases[-2:] == ("pool:3", "pool:6")
+    found = finished.tables["pool"][-1]["found"]
+    state = "the last holds the 5 problems" if found >= 5 else "the pool still grows"
     assert (
-        "Interim: the pools decoded so far (3, 6 problems)" in (growing / "summary.md").read_text()
+        f"Interim: the pools decoded so far (3, 6 problems); {state}"
+        in (growing / "summary.md").read_text()
     )
     assert _files(growing / "swap") == decoded
+    # two pools: claim 1 against n is drawn, interim, from the summary's pool table
+    assert (growing / "figures" / "swap_pool.html").exists()
+    drawn = pool_figure(summary.tables["swap_pool"], -0.036, interim=True)
+    assert list(drawn.data[0].x) == [3, 6]
+    assert list(drawn.data[0].y) == [r["difference"] for r in finished.tables["pool"]]
 
 
 @pytest.mark.slow

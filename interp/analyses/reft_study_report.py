@@ -83,6 +83,20 @@ def build_summary(done: dict[str, Result], key) -> StudySummary:
     return StudySummary(config=key, tables=tables, meta=meta)
 
 
+def _interim_pools_line(rows: list[dict[str, Any]], needed: int, meta: dict[str, Any]) -> str:
+    """What an interim pool table is: the pools decoded so far, and whether the last one already
+    holds the problems the swap needs (then the swap is what is left) or the pool still grows."""
+    sizes = ", ".join(str(n) for n in meta["swap_interim_pools"])
+    found = rows[-1]["found"]
+    state = (
+        f"the last holds the {needed} problems the swap needs ({found} found); the swap has not "
+        "finished"
+        if found >= needed
+        else f"the pool still grows ({found} of the {needed} problems found); the swap has not run"
+    )
+    return f"\nInterim: the pools decoded so far ({sizes} problems); {state}.\n"
+
+
 def summary_markdown(summary: StudySummary) -> str:
     """The summary's tables as markdown."""
     t, m = summary.tables, summary.meta
@@ -162,9 +176,7 @@ def summary_markdown(summary: StudySummary) -> str:
         out += [
             "\n## RED-all against base on the swap's pool (claim 1 on more problems)\n"
             + (
-                f"\nInterim: the pools decoded so far "
-                f"({', '.join(str(n) for n in m['swap_interim_pools'])} problems); the pool "
-                "still grows and the swap has not run.\n"
+                _interim_pools_line(t["swap_pool"], summary.config.swap_problems, m)
                 if "swap_interim_pools" in m
                 else ""
             ),
@@ -252,6 +264,11 @@ def write_figures(done: dict[str, Result], out: str | Path) -> list[Path]:
     kl_arm = out / "eval" / KL_ARM
     if "eval" in done and is_saved(kl_arm):
         save(figures.kl_stops_figure(MathEvalResult.load(kl_arm)), "kl_stops")
+    summary = done.get("summary")
+    if summary is not None and len(summary.tables.get("swap_pool", [])) >= 2:
+        note = (ANCHORS["red_all"] - ANCHORS["base"]) / 100
+        interim = "swap_interim_pools" in summary.meta
+        save(figures.pool_figure(summary.tables["swap_pool"], note, interim), "swap_pool")
     if "swap" in done and is_saved(out / "swap" / "run" / "swap"):
         swap = PrefixSwapResult.load(out / "swap" / "run" / "swap")
         if swap.config.closeness:

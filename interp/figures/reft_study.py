@@ -1,6 +1,7 @@
 """Figures of the ReFT study (`interp.analyses.reft_study`), each drawn from a saved phase result
 alone: the budget, x*, loss and bias-norm curves, GSM8K accuracy beside the research note's
-anchors, paired differences, KL-budget stops, projections vs x*, the prefix swap, faithfulness."""
+anchors, paired differences, KL-budget stops, projections vs x*, RED-all against base on
+the swap's growing pool, the prefix swap, faithfulness."""
 
 from __future__ import annotations
 
@@ -331,6 +332,54 @@ def swap_figure(phase) -> go.Figure:
         xaxis_title="k (donor tokens)",
         yaxis_title="accuracy (95% CI)",
         yaxis_range=[0, 1],
+    )
+    return fig
+
+
+def pool_figure(
+    rows: Sequence[dict[str, Any]], note_difference: float | None = None, interim: bool = False
+) -> go.Figure:
+    """Claim 1 on each of the swap's pools (`rows`: the summary's `swap_pool` table): RED-all
+    minus base on the first n problems (paired bootstrap 95%), beside the research note's
+    difference (`note_difference`, a share) and the difference each n detects with 80% power."""
+    compared = [r for r in rows if "difference" in r]
+    sizes = [r["pool"] for r in compared]
+    fig = go.Figure(
+        go.Scatter(
+            x=sizes,
+            y=[r["difference"] for r in compared],
+            error_y=wilson_error_bars(compared, "difference", "difference_low", "difference_high"),
+            mode="markers+lines",
+            name="RED-all minus base (paired 95% CI)",
+        )
+    )
+    detectable = [r for r in compared if r.get("detectable_difference") is not None]
+    fig.add_trace(
+        go.Scatter(
+            x=[r["pool"] for r in detectable],
+            y=[-r["detectable_difference"] for r in detectable],
+            mode="lines",
+            line=dict(dash="dot", color="grey"),
+            name="smallest drop detectable (80% power)",
+        )
+    )
+    fig.add_hline(y=0, line_color="grey")
+    if note_difference is not None:
+        fig.add_hline(
+            y=note_difference,
+            line_dash="dash",
+            line_color="black",
+            annotation_text=f"research note (Llama-3-8B): {note_difference:+.1%}",
+            annotation_position="top left",
+        )
+    title = "Claim 1 on more problems: RED-all minus base on the first n GSM8K test problems"
+    if interim:
+        title += " (interim)"
+    fig.update_layout(
+        template=TEMPLATE,
+        title=title,
+        xaxis=dict(title="problems (n)", tickvals=sizes),
+        yaxis=dict(title="accuracy difference", tickformat="+.0%"),
     )
     return fig
 

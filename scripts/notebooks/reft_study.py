@@ -82,9 +82,15 @@ CELLS = [
     ),
     new_markdown_cell("## 5. Prefix swap: the trained RED-all writes k tokens, the base continues"),
     new_code_cell(
+        "# claim 1 again on each pool the swap decoded (RED-all against base, paired), from the\n"
+        "# summary: it is there while the swap still runs, marked interim\n"
+        "pool = phases['summary'].tables.get('swap_pool', [])\n"
+        "if len(pool) >= 2:\n"
+        "    note = (reft_study.ANCHORS['red_all'] - reft_study.ANCHORS['base']) / 100\n"
+        "    interim = 'swap_interim_pools' in phases['summary'].meta\n"
+        "    display(figures.pool_figure(pool, note, interim))\n"
         "if saved('swap'):\n"
         "    print(phases['swap'].meta)\n"
-        "    # claim 1 again on each pool: RED-all against base, paired\n"
         "    display(phases['swap'].tables['pool'], phases['swap'].figure())"
     ),
     new_markdown_cell("## 6. Number faithfulness: base vs the trained arms"),
