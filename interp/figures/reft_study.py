@@ -340,8 +340,9 @@ def pool_figure(
     rows: Sequence[dict[str, Any]], note_difference: float | None = None, interim: bool = False
 ) -> go.Figure:
     """Claim 1 on each of the swap's pools (`rows`: the summary's `swap_pool` table): RED-all
-    minus base on the first n problems (paired bootstrap 95%), beside the research note's
-    difference (`note_difference`, a share) and the difference each n detects with 80% power."""
+    minus base on n seeded test problems (paired bootstrap 95%; each pool holds the smaller ones),
+    beside the research note's difference (`note_difference`, a share) and the smallest drop each
+    n detects with 80% power."""
     compared = [r for r in rows if "difference" in r]
     sizes = [r["pool"] for r in compared]
     fig = go.Figure(
@@ -372,9 +373,8 @@ def pool_figure(
             annotation_text=f"research note (Llama-3-8B): {note_difference:+.1%}",
             annotation_position="top left",
         )
-    title = "Claim 1 on more problems: RED-all minus base on the first n GSM8K test problems"
-    if interim:
-        title += " (interim)"
+    title = "Claim 1 on more problems: RED-all minus base on n seeded GSM8K test problems "
+    title += "(nested pools; interim)" if interim else "(nested pools)"
     fig.update_layout(
         template=TEMPLATE,
         title=title,
