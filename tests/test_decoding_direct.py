@@ -122,8 +122,24 @@ def test_each_mirrored_hook_point_sees_and_changes_the_same_tensors(model, patte
     assert direct.tokens != generate(model, PROMPTS, max_new_tokens=6).tokens
 
 
+@pytest.mark.parametrize("point", ["mlp.hook_pre_linear", "mlp.hook_pre"])
+def test_a_red_on_a_gated_mlp_projection_decodes_directly_and_the_same(model, point, direct_calls):
+    """RED's default hook point (the up projection's output) and the gate's: mirrored on the
+    `nn.Linear` they are the output of, in every layer, for the same tokens as the bridge."""
+    torch.manual_seed(2)
+    d_mlp = model.cfg.d_mlp
+    edit_list = [
+        Edit(f"blocks.{layer}.{point}", RED.random(d_mlp, bias_norm=2.0), AllPositions())
+        for layer in range(model.cfg.n_layers)
+    ]
+    direct, bridged = both_paths(model, PROMPTS, edit_list=edit_list, max_new_tokens=6)
+    assert len(direct_calls) == 6
+    assert_same(direct, bridged)
+    assert direct.tokens != generate(model, PROMPTS, max_new_tokens=6).tokens
+
+
 @pytest.mark.parametrize(
-    "hook", ["blocks.0.attn.hook_pattern", "blocks.0.mlp.hook_pre", "hook_embed", "hook_unembed"]
+    "hook", ["blocks.0.attn.hook_pattern", "blocks.0.mlp.hook_post", "hook_embed", "hook_unembed"]
 )
 def test_a_hook_without_an_exact_counterpart_decodes_through_the_bridge(tiny, hook, direct_calls):
     fired = []

@@ -14,8 +14,10 @@ loads with) where the bridge's model was loaded with `eager` for TransformerLens
 
 Only hook points with an exact Hugging Face counterpart are mirrored: the input and output of a
 block (`hook_resid_pre`, `hook_resid_post`), of its attention (`hook_attn_out`), of its MLP
-(`hook_mlp_out`) and of a norm (`hook_resid_mid`, `ln1`/`ln2`, `ln_final`). A hook anywhere else
-(attention internals, the MLP's projections, the embedding, the unembedding), a torch hook on a
+(`hook_mlp_out`) and of a norm (`hook_resid_mid`, `ln1`/`ln2`, `ln_final`), and the output of each
+projection of a gated MLP (`mlp.hook_pre` = gate, `mlp.hook_pre_linear` = up, where RED sits by
+default; each is exactly its `nn.Linear`'s output). A hook anywhere else (attention internals, the
+input of the MLP's down projection, the embedding, the unembedding), a torch hook on a
 bridge wrapper, a bridge component of another kind, or a bridge in compatibility mode: the loop
 runs the bridge as before (`DirectForwardRefusal.reason` says why), never something that differs.
 """
@@ -95,6 +97,20 @@ def _mirrored_hook_points() -> dict[type, tuple[str, ...]]:
         PositionEmbeddingsAttentionBridge: both,
         GatedMLPBridge: both,
         RMSNormalizationBridge: both,
+    }
+
+
+def _mlp_projections(model) -> set[int]:
+    """Ids of the linear components directly inside a gated MLP (gate, up, down): the bridge calls
+    each as its wrapped `nn.Linear` with `hook_out` on the output, so that output may be mirrored."""
+    from transformer_lens.model_bridge.generalized_components import GatedMLPBridge, LinearBridge
+
+    return {
+        id(child)
+        for module in model.modules()
+        if type(module) is GatedMLPBridge
+        for child in module.children()
+        if type(child) is LinearBridge
     }
 
 
@@ -269,6 +285,7 @@ def _mirror_hooks(model, plain: _Plain) -> list[Any] | DirectForwardRefusal:
     from transformer_lens.hook_points import HookPoint
 
     mirrored = _mirrored_hook_points()
+    projections = _mlp_projections(model)
     owners = _hook_point_owners(model)
     own_hooks = _bridge_capture_hooks(model)
     handles: list[Any] = []
@@ -291,7 +308,10 @@ def _mirror_hooks(model, plain: _Plain) -> list[Any] | DirectForwardRefusal:
         seen.add(id(module))
         name = module.name or path
         owner, local = owners.get(id(module), (None, ""))
-        if owner is None or local not in mirrored.get(type(owner), ()):
+        exact = local in mirrored.get(type(owner), ()) or (
+            local == "hook_out" and id(owner) in projections
+        )
+        if owner is None or not exact:
             return DirectForwardRefusal(
                 f"{name} has hooks and no exact Hugging Face counterpart the fast path mirrors"
             )
