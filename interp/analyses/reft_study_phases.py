@@ -140,6 +140,18 @@ class StudySummary(Result):
             interim="eval_interim_arms" in self.meta,
         )
 
+    def pool_figure(self):
+        """Claim 1 on each of the swap's pools against n, beside the research note's RED-all drop
+        (from the summary's anchors); interim while the swap runs."""
+        from interp.figures.reft_study import pool_figure
+
+        anchors = self.meta["anchors"]
+        return pool_figure(
+            self.tables["swap_pool"],
+            (anchors["red_all"] - anchors["base"]) / 100,
+            interim="swap_interim_pools" in self.meta,
+        )
+
 
 PHASE_RESULTS: dict[str, type[Result]] = {
     "plan": StudyPlan,

@@ -266,9 +266,7 @@ def write_figures(done: dict[str, Result], out: str | Path) -> list[Path]:
         save(figures.kl_stops_figure(MathEvalResult.load(kl_arm)), "kl_stops")
     summary = done.get("summary")
     if summary is not None and len(summary.tables.get("swap_pool", [])) >= 2:
-        note = (ANCHORS["red_all"] - ANCHORS["base"]) / 100
-        interim = "swap_interim_pools" in summary.meta
-        save(figures.pool_figure(summary.tables["swap_pool"], note, interim), "swap_pool")
+        save(summary.pool_figure(), "swap_pool")
     if "swap" in done and is_saved(out / "swap" / "run" / "swap"):
         swap = PrefixSwapResult.load(out / "swap" / "run" / "swap")
         if swap.config.closeness:

@@ -84,11 +84,8 @@ CELLS = [
     new_code_cell(
         "# claim 1 again on each pool the swap decoded (RED-all against base, paired), from the\n"
         "# summary: it is there while the swap still runs, marked interim\n"
-        "pool = phases['summary'].tables.get('swap_pool', [])\n"
-        "if len(pool) >= 2:\n"
-        "    note = (reft_study.ANCHORS['red_all'] - reft_study.ANCHORS['base']) / 100\n"
-        "    interim = 'swap_interim_pools' in phases['summary'].meta\n"
-        "    display(figures.pool_figure(pool, note, interim))\n"
+        "if len(phases['summary'].tables.get('swap_pool', [])) >= 2:\n"
+        "    display(phases['summary'].pool_figure())\n"
         "if saved('swap'):\n"
         "    print(phases['swap'].meta)\n"
         "    display(phases['swap'].tables['pool'], phases['swap'].figure())"
