@@ -124,6 +124,46 @@ def test_swapping_an_arm_with_itself_changes_nothing(tiny):
     for row in result.tables["continuations"]:
         assert row["output_tokens"] == own[row["id"]], (row["id"], row["k"], row["variant"])
     assert len({round(r["accuracy"], 6) for r in result.tables["accuracy"]}) == 1
+    # the control agrees: every prefix is the continuer's own, none differs
+    control = result.tables["own_prefix"]
+    assert {(r["variant"], r["k"]) for r in control} == {
+        (v, k) for v in prefix_swap.VARIANTS for k in (1, 6)
+    }
+    assert all(r["own_n"] == 3 and r["other_n"] == 0 for r in control)
+
+
+def _swap_row(id_, k, variant, tokens, correct, continued=True):
+    return {
+        "id": id_,
+        "k": k,
+        "variant": variant,
+        "output_tokens": tokens,
+        "correct": correct,
+        "continued": continued,
+    }
+
+
+def test_own_prefix_control_splits_each_cell_by_the_continuers_own_answer():
+    rows = [
+        _swap_row("a", 0, "recompute", [1, 2, 3], True),  # the continuer's own answers
+        _swap_row("b", 0, "recompute", [5, 6, 7], True),
+        _swap_row("a", 1, "recompute", [1, 2, 3], True),  # same first token
+        _swap_row("b", 1, "recompute", [8, 6], False),  # another first token
+        _swap_row("a", 2, "recompute", [1, 4, 4], False),  # second token differs
+        _swap_row("b", 2, "recompute", [8], False, continued=False),  # the donor had ended
+    ]
+    one, two = prefix_swap.own_prefix_table(rows)
+    assert (one["k"], one["own_n"], one["own_correct"], one["other_n"], one["other_correct"]) == (
+        1,
+        1,
+        1,
+        1,
+        0,
+    )
+    assert (two["k"], two["own_n"], two["other_n"], two["donor_ended"]) == (2, 0, 2, 1)
+    assert two["own_low"] is None and 0 <= two["other_low"] <= two["other_high"] <= 1
+    # without the continuer's own answers there is nothing to compare against
+    assert prefix_swap.own_prefix_table([r for r in rows if r["k"] > 0]) == []
 
 
 def test_cached_continuation_is_batch_and_padding_independent(tiny):

@@ -205,6 +205,12 @@ def test_the_whole_chain_stops_continues_and_resumes(smollm2, tmp_path, monkeypa
         (v, k) for v in ("donor_cache", "recompute") for k in TINY["swap_ks"]
     }
     assert all(r["n"] == TINY["swap_problems"] for r in swap)
+    control = done["swap"].tables["own_prefix"]  # each cell split by the base's own prefix
+    by_cell = {(r["variant"], r["k"]): r for r in swap}
+    assert len(control) == len(swap) - 2  # every cell but k = 0
+    for r in control:
+        assert r["own_n"] + r["other_n"] == TINY["swap_problems"]
+        assert r["own_correct"] + r["other_correct"] == by_cell[(r["variant"], r["k"])]["correct"]
     # claim 1 again on each pool size: the first pool is the eval's problems, so its paired
     # comparison is the eval's red_all row, number for number
     pool = done["swap"].tables["pool"]
@@ -222,6 +228,8 @@ def test_the_whole_chain_stops_continues_and_resumes(smollm2, tmp_path, monkeypa
         assert f"| {row['arm']}" in markdown
     assert "RED-all against base on the swap's pool" in markdown
     assert f"| {pool[-1]['pool']} | {pool[-1]['base_correct']}/" in markdown
+    first = control[0]
+    assert f"| {first['variant']} | {first['k']} | " in markdown  # the control table is written
     saved = json.loads((out / "summary.json").read_text())
     assert [r["arm"] for r in saved["tables"]["accuracy"]] == [r["arm"] for r in rows]
     assert summary.meta["anchors"]["red_prefix"] == 85.0

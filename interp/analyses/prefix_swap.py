@@ -82,7 +82,8 @@ class PrefixSwapConfig:
 
 @dataclass
 class PrefixSwapResult(Result):
-    """Tables: `continuations` (one row per problem, k, variant), `accuracy`, `closeness`."""
+    """Tables: `continuations` (one row per problem, k, variant), `accuracy`, `own_prefix` (the
+    control: accuracy where the donor's prefix is the continuer's own), `closeness`."""
 
     config_class = PrefixSwapConfig
 
@@ -256,6 +257,7 @@ def run(
     tables = {
         "continuations": continuations,
         "accuracy": accuracy_table(continuations, ks, variants),
+        "own_prefix": own_prefix_table(continuations),
     }
     if closeness:
         tables["closeness"] = swap.closeness_rows()
@@ -340,6 +342,42 @@ def accuracy_table(
                     "cap_rate": float(np.mean([bool(r["hit_cap"]) for r in cell])),
                 }
             )
+    return table
+
+
+def own_prefix_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each (variant, k >= 1): accuracy where the donor's first k tokens are the continuer's
+    own first k and where they are not, and how many swapped answers are the donor's own.
+
+    The control inside the data: where the prefix is the continuer's own, the swap cannot have
+    moved the answer, so any loss there is the selection's fragility or numerical noise (batch
+    shape, prefill against step-by-step decoding), not the donor. Needs the continuer's own
+    answers, the `recompute` rows at k = 0; without them the table is empty.
+    """
+    own = {r["id"]: r["output_tokens"] for r in rows if r["variant"] == "recompute" and r["k"] == 0}
+    if not own:
+        return []
+    table = []
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        for k in sorted({r["k"] for r in rows if r["k"] > 0}):
+            cell = [r for r in rows if r["variant"] == variant and r["k"] == k and r["id"] in own]
+            mine = [r for r in cell if r["output_tokens"][:k] == own[r["id"]][:k]]
+            other = [r for r in cell if r["output_tokens"][:k] != own[r["id"]][:k]]
+            entry: dict[str, Any] = {
+                "variant": variant,
+                "k": k,
+                "donor_ended": sum(not r["continued"] for r in cell),
+            }
+            for name, part in (("own", mine), ("other", other)):
+                correct = sum(bool(r["correct"]) for r in part)
+                low, high = wilson_interval(correct, len(part)) if part else (None, None)
+                entry |= {
+                    f"{name}_n": len(part),
+                    f"{name}_correct": correct,
+                    f"{name}_low": low,
+                    f"{name}_high": high,
+                }
+            table.append(entry)
     return table
 
 

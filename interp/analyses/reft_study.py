@@ -830,6 +830,7 @@ class Study:
             tables={
                 "pool": pool_rows,
                 "accuracy": result.tables["accuracy"],
+                "own_prefix": prefix_swap.own_prefix_table(result.tables["continuations"]),
                 "closeness": closeness,
             },
             meta=meta,

@@ -60,6 +60,7 @@ def build_summary(done: dict[str, Result], key) -> StudySummary:
             meta["swap_interim_pools"] = done["swap"].meta["interim_pools"]
         else:
             tables["prefix_swap"] = done["swap"].tables["accuracy"]
+            tables["prefix_swap_own_prefix"] = done["swap"].tables.get("own_prefix", [])
             meta["swap"] = done["swap"].meta
     if "faithfulness" in done:
         rows = []
@@ -221,6 +222,26 @@ def summary_markdown(summary: StudySummary) -> str:
                     )
                     + " |"
                 )
+    if t.get("prefix_swap_own_prefix"):
+        out += [
+            "\nThe control inside the data: in `recompute`, where RED-all's first k tokens are the "
+            "base model's own, the base continues its own answer, so a loss there is numerical "
+            "noise on problems the selection made fragile, not the donor's doing (in `donor_cache` "
+            "the cache still carries the edit). *Donor's answer ended*: swapped answers that are "
+            "RED-all's own (it stopped within k tokens).\n",
+            "| variant | k | prefix = base's own: right | prefix differs: right (95% CI) "
+            "| donor's answer ended |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for r in t["prefix_swap_own_prefix"]:
+            own = f"{r['own_correct']}/{r['own_n']}" if r["own_n"] else "-"
+            other = (
+                f"{r['other_correct']}/{r['other_n']} ({_pct(r['other_low'])}–"
+                f"{_pct(r['other_high'])})"
+                if r["other_n"]
+                else "-"
+            )
+            out.append(f"| {r['variant']} | {r['k']} | {own} | {other} | {r['donor_ended']} |")
     if "faithfulness" in t:
         out += [
             f"\n## Number faithfulness (held-out texts: {m.get('faithfulness_n_test')})\n",

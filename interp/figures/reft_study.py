@@ -309,27 +309,46 @@ def projection_figure(phase, bins: int = 60) -> go.Figure:
 
 
 def swap_figure(phase) -> go.Figure:
-    """Accuracy of the swapped answers against k (Wilson 95%), one line per variant."""
+    """Accuracy of the swapped answers against k (Wilson 95%), one line per variant; dotted, the
+    same where RED-all's prefix differs from the base model's own first k tokens (the
+    `own_prefix` control), so what identical prefixes keep does not count for the donor."""
     fig = go.Figure()
     rows = phase.tables["accuracy"]
+    control = phase.tables.get("own_prefix", [])
     for index, variant in enumerate(dict.fromkeys(r["variant"] for r in rows)):
+        color = PALETTE[index % len(PALETTE)]
         cell = [r for r in rows if r["variant"] == variant]
         fig.add_trace(
             go.Scatter(
-                x=[r["k"] for r in cell],
+                x=[str(r["k"]) for r in cell],
                 y=[r["accuracy"] for r in cell],
                 error_y=wilson_error_bars(cell, "accuracy", "low", "high"),
-                name=variant,
-                line=dict(color=PALETTE[index % len(PALETTE)]),
+                name=f"{variant}, all problems",
+                line=dict(color=color),
             )
         )
+        differs = [
+            r | {"accuracy": r["other_correct"] / r["other_n"]}
+            for r in control
+            if r["variant"] == variant and r["other_n"]
+        ]
+        if differs:
+            fig.add_trace(
+                go.Scatter(
+                    x=[str(r["k"]) for r in differs],
+                    y=[r["accuracy"] for r in differs],
+                    error_y=wilson_error_bars(differs, "accuracy", "other_low", "other_high"),
+                    name=f"{variant}, prefix differs from base's own",
+                    line=dict(color=color, dash="dot"),
+                )
+            )
     fig.update_layout(
         template=TEMPLATE,
         title=(
             f"Prefix swap: trained RED-all writes k tokens, base continues "
             f"({phase.meta.get('n_problems', 0)} problems)"
         ),
-        xaxis_title="k (donor tokens)",
+        xaxis=dict(title="k (donor tokens)", type="category"),
         yaxis_title="accuracy (95% CI)",
         yaxis_range=[0, 1],
     )

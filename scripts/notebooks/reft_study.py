@@ -21,7 +21,9 @@ CELLS = [
         "from interp.analyses import reft_study\n"
         "from interp.analyses.faithfulness_difference import FaithfulnessComparison\n"
         "from interp.analyses.math_eval import MathEvalResult\n"
-        "from interp.figures import reft_study as figures\n\n"
+        "from interp.analyses.prefix_swap import PrefixSwapResult\n"
+        "from interp.figures import reft_study as figures\n"
+        "from interp.storage import is_saved\n\n"
         "STUDY = Path(os.environ.get('REFT_STUDY', 'runs/reft_study/qwen2.5-coder-0.5b-instruct'))\n"
         "if not (STUDY / 'phases' / 'summary').is_dir():\n"
         "    import interp\n\n"
@@ -88,7 +90,13 @@ CELLS = [
         "    display(phases['summary'].pool_figure())\n"
         "if saved('swap'):\n"
         "    print(phases['swap'].meta)\n"
-        "    display(phases['swap'].tables['pool'], phases['swap'].figure())"
+        "    # accuracy by k and variant; the control splits each cell by whether RED-all's first\n"
+        "    # k tokens are the base model's own (dotted in the figure: the prefix differs)\n"
+        "    display(phases['swap'].tables['accuracy'], phases['swap'].tables.get('own_prefix'),\n"
+        "            phases['swap'].figure())\n"
+        "    # how close each arm's prefix stays to the gold answer, judged by the unedited model\n"
+        "    if is_saved(STUDY / 'swap' / 'run' / 'swap'):\n"
+        "        display(PrefixSwapResult.load(STUDY / 'swap' / 'run' / 'swap').closeness_figure())"
     ),
     new_markdown_cell("## 6. Number faithfulness: base vs the trained arms"),
     new_code_cell(
