@@ -349,10 +349,11 @@ def own_prefix_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """For each (variant, k >= 1): accuracy where the donor's first k tokens are the continuer's
     own first k and where they are not, and how many swapped answers are the donor's own.
 
-    The control inside the data: where the prefix is the continuer's own, the swap cannot have
-    moved the answer, so any loss there is the selection's fragility or numerical noise (batch
-    shape, prefill against step-by-step decoding), not the donor. Needs the continuer's own
-    answers, the `recompute` rows at k = 0; without them the table is empty.
+    The control inside the data: in `recompute` with a clean continuer, an own prefix gives back
+    the continuer's own answer up to numerical noise (batch shape, prefill against step-by-step
+    decoding), so a loss there measures how fragile the selected problems are, not the donor's
+    prefix (in `donor_cache` the donor's cache still carries its edits). Needs the continuer's
+    own answers, the `recompute` rows at k = 0; without them the table is empty.
     """
     own = {r["id"]: r["output_tokens"] for r in rows if r["variant"] == "recompute" and r["k"] == 0}
     if not own:
