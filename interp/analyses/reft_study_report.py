@@ -229,17 +229,17 @@ def summary_markdown(summary: StudySummary) -> str:
             "noise on problems the selection made fragile, not the donor's doing (in `donor_cache` "
             "the cache still carries the edit). *Donor's answer ended*: swapped answers that are "
             "RED-all's own (it stopped within k tokens).\n",
-            "| variant | k | prefix = base's own: right | prefix differs: right (95% CI) "
+            "| variant | k | prefix = base's own: right (95% CI) | prefix differs: right (95% CI) "
             "| donor's answer ended |",
             "| --- | --- | --- | --- | --- |",
         ]
         for r in t["prefix_swap_own_prefix"]:
-            own = f"{r['own_correct']}/{r['own_n']}" if r["own_n"] else "-"
-            other = (
-                f"{r['other_correct']}/{r['other_n']} ({_pct(r['other_low'])}–"
-                f"{_pct(r['other_high'])})"
-                if r["other_n"]
+            own, other = (
+                f"{r[f'{side}_correct']}/{r[f'{side}_n']} ({_pct(r[f'{side}_low'])}–"
+                f"{_pct(r[f'{side}_high'])})"
+                if r[f"{side}_n"]
                 else "-"
+                for side in ("own", "other")
             )
             out.append(f"| {r['variant']} | {r['k']} | {own} | {other} | {r['donor_ended']} |")
     if "faithfulness" in t:
