@@ -316,32 +316,31 @@ def swap_figure(phase) -> go.Figure:
     rows = phase.tables["accuracy"]
     control = phase.tables.get("own_prefix", [])
     for index, variant in enumerate(dict.fromkeys(r["variant"] for r in rows)):
-        color = PALETTE[index % len(PALETTE)]
-        cell = [r for r in rows if r["variant"] == variant]
-        fig.add_trace(
-            go.Scatter(
-                x=[str(r["k"]) for r in cell],
-                y=[r["accuracy"] for r in cell],
-                error_y=wilson_error_bars(cell, "accuracy", "low", "high"),
-                name=f"{variant}, all problems",
-                line=dict(color=color),
-            )
-        )
+        every = [r for r in rows if r["variant"] == variant]
         differs = [
-            r | {"accuracy": r["other_correct"] / r["other_n"]}
+            {
+                "k": r["k"],
+                "accuracy": r["other_correct"] / r["other_n"],
+                "low": r["other_low"],
+                "high": r["other_high"],
+            }
             for r in control
             if r["variant"] == variant and r["other_n"]
         ]
-        if differs:
-            fig.add_trace(
-                go.Scatter(
-                    x=[str(r["k"]) for r in differs],
-                    y=[r["accuracy"] for r in differs],
-                    error_y=wilson_error_bars(differs, "accuracy", "other_low", "other_high"),
-                    name=f"{variant}, prefix differs from base's own",
-                    line=dict(color=color, dash="dot"),
+        for cell, label, dash in (
+            (every, "all problems", "solid"),
+            (differs, "prefix differs from base's own", "dot"),
+        ):
+            if cell:
+                fig.add_trace(
+                    go.Scatter(
+                        x=[str(r["k"]) for r in cell],
+                        y=[r["accuracy"] for r in cell],
+                        error_y=wilson_error_bars(cell, "accuracy", "low", "high"),
+                        name=f"{variant}, {label}",
+                        line=dict(color=PALETTE[index % len(PALETTE)], dash=dash),
+                    )
                 )
-            )
     fig.update_layout(
         template=TEMPLATE,
         title=(
