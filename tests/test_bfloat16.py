@@ -420,6 +420,20 @@ def test_confirmation_decides_the_close_calls_in_float32(adder16, adder32):
     assert nothing.checked == sum(int((o.margin < 1e-6).sum()) for o in rough)
 
 
+def test_outcomes_of_some_rows_equal_the_whole_sweeps(adder32):
+    rows, digits, push, strengths = _breaking_sweep(adder32)
+    sweep = PushSweep(adder32, rows, digits, push, 2, batch_size=16)
+    whole = sweep.outcomes(strengths)
+    assert any(not bool(o.correct.all()) for o in whole)  # the pushes do break sums
+    some = [50, 3, 17, 40, 2, 33, 63]  # from several length-sorted batches, not in order
+    for strength, want in zip(strengths, whole):
+        got = sweep.outcomes_for(strength, some)
+        assert torch.equal(got.correct, want.correct[some]), strength
+        assert torch.equal(got.moved, want.moved[some]), strength
+    with pytest.raises(ValueError, match="no rows"):
+        sweep.outcomes_for(60.0, [])
+
+
 def test_a_bfloat16_sweep_with_confirmation_gives_the_float32_sweep(
     adder16, adder32, adder16_probe
 ):

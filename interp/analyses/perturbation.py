@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from interp.analyses import number_probe
 from interp.analyses.number_probe import NumberProbeResult
-from interp.core.digit_answers import PushSweep, greedy_outcomes
+from interp.core.digit_answers import GreedyOutcome, PushSweep, greedy_outcomes
 from interp.core.float32_confirmation import Float32Confirmation
 from interp.core.positions import AllPositions, PositionRule
 from interp.data.arithmetic import (
@@ -381,7 +381,9 @@ def _pusher(model, probe, layer, rows, digit_ids, rule, config, confirmation=Non
     With `config.layer_skip` the residual entering the layer is computed once and each strength
     runs only the blocks from `layer` up (`interp.core.digit_answers.PushSweep`); otherwise every
     strength is a full forward with the push hooked in. Both give the same outcomes (tested).
-    With `confirmation`, each strength's close calls are decided again by full float32 forwards.
+    With `confirmation`, each strength's close calls are decided again in float32 the same way:
+    by a float32 `PushSweep` over the same rows (built at the first close call), or by full
+    float32 forwards without `layer_skip`.
     """
     direction = probe.direction(layer, config.probe_position)
     unit = probe.unit_length(layer, config.probe_position)
@@ -407,19 +409,26 @@ def _pusher(model, probe, layer, rows, digit_ids, rule, config, confirmation=Non
 
     if confirmation is None:
         return sweep
+    float32_sweep: list[PushSweep] = []  # built once, at the first close call
+
+    def in_float32(strength: float, close: list[int]) -> GreedyOutcome:
+        if not config.layer_skip:
+            return greedy_outcomes(
+                confirmation.model,
+                [rows[i] for i in close],
+                digit_ids,
+                [push(strength)],
+                config.batch_size,
+            )
+        if not float32_sweep:
+            float32_sweep.append(
+                PushSweep(confirmation.model, rows, digit_ids, push, layer, config.batch_size)
+            )
+        return float32_sweep[0].outcomes_for(strength, close)
 
     def confirmed(strengths, progress=False):
         return [
-            confirmation.confirm(
-                outcome,
-                lambda close, s=s: greedy_outcomes(
-                    confirmation.model,
-                    [rows[i] for i in close],
-                    digit_ids,
-                    [push(s)],
-                    config.batch_size,
-                ),
-            )
+            confirmation.confirm(outcome, functools.partial(in_float32, s))
             for s, outcome in zip(strengths, sweep(strengths, progress=progress))
         ]
 

@@ -211,7 +211,8 @@ class PushSweep:
                 self.model, self.shared_tokens, self.shared_residual, self.push(amounts), self.block
             )
             for batch in self.batches:
-                predictions, gaps = self._pushed_predictions(batch, amounts, shared_cache)
+                rows = self.rows[batch.rows]
+                predictions, gaps = self._pushed_predictions(batch, rows, amounts, shared_cache)
                 n = batch.tokens.shape[0]
                 start = batch.tokens.shape[1] - batch.shared_length - predictions.shape[1]
                 view = dataclasses.replace(batch, logits=None, cache={}, logits_start=start)
@@ -219,7 +220,7 @@ class PushSweep:
                     ok, direction, gap = _batch_outcomes(
                         view,
                         predictions[i * n : (i + 1) * n],
-                        self.rows[batch.rows],
+                        rows,
                         self.digits,
                         self.model.tokenizer,
                         None if gaps is None else gaps[i * n : (i + 1) * n],
@@ -230,6 +231,45 @@ class PushSweep:
                 bar.update()
         bar.close()
         return [self._in_row_order(c, m, g) for c, m, g in zip(correct, moved, margin)]
+
+    @torch.no_grad()
+    def outcomes_for(self, strength: float, rows: Sequence[int]) -> GreedyOutcome:
+        """The outcomes of some rows only (indices into the rows given), at one strength, in the
+        order asked: the few close calls a float32 confirmation decides again run through the
+        upper blocks alone, like the whole sweep."""
+        if len(rows) == 0:
+            raise ValueError("no rows given")
+        sorted_position = {original: i for i, original in enumerate(self.order)}
+        wanted = sorted(sorted_position[r] for r in rows)
+        amounts = torch.tensor([float(strength)])
+        shared_cache = _pushed_shared_cache(
+            self.model, self.shared_tokens, self.shared_residual, self.push(amounts), self.block
+        )
+        found: dict[int, tuple[bool, int]] = {}
+        for batch in self.batches:
+            chosen = [i for i in wanted if batch.rows.start <= i < batch.rows.stop]
+            if not chosen:
+                continue
+            local = torch.tensor([i - batch.rows.start for i in chosen])
+            some = dataclasses.replace(
+                batch,
+                tokens=batch.tokens[local],
+                mask=batch.mask[local],
+                cache={"residual": batch.cache["residual"][local]},
+            )
+            rows_here = [self.rows[i] for i in chosen]
+            predictions, _ = self._pushed_predictions(some, rows_here, amounts, shared_cache)
+            start = some.tokens.shape[1] - some.shared_length - predictions.shape[1]
+            view = dataclasses.replace(some, logits=None, cache={}, logits_start=start)
+            ok, direction, _ = _batch_outcomes(
+                view, predictions, rows_here, self.digits, self.model.tokenizer
+            )
+            found.update(zip(chosen, zip(ok, direction)))
+        decided = [found[sorted_position[r]] for r in rows]
+        return GreedyOutcome(
+            torch.tensor([ok for ok, _ in decided], dtype=torch.bool),
+            torch.tensor([direction for _, direction in decided], dtype=torch.long),
+        )
 
     def _in_row_order(
         self, correct: list[bool], moved: list[int], margin: list[float]
@@ -245,7 +285,11 @@ class PushSweep:
         return out
 
     def _pushed_predictions(
-        self, batch: SharedPrefixBatch, amounts: Tensor, shared_cache
+        self,
+        batch: SharedPrefixBatch,
+        rows: Sequence[EncodedProblem],
+        amounts: Tensor,
+        shared_cache,
     ) -> tuple[
         Int[Tensor, "batch_times_amounts kept"],
         Float[Tensor, "batch_times_amounts kept 2"] | None,
@@ -258,9 +302,9 @@ class PushSweep:
         model's unembedding allows it (the float32 argmax either way).
         """
         n, k = batch.tokens.shape[0], len(amounts)
-        keep = 1 + max(len(r.answer) for r in self.rows[batch.rows])
+        keep = 1 + max(len(r.answer) for r in rows)
         tokens, mask = batch.tokens.repeat(k, 1), batch.mask.repeat(k, 1)
-        lengths = [len(r.prompt) for r in self.rows[batch.rows]] * k
+        lengths = [len(r.prompt) for r in rows] * k
         past = None
         if shared_cache is not None:
             past = copy.deepcopy(shared_cache)
