@@ -432,6 +432,8 @@ def test_outcomes_of_some_rows_equal_the_whole_sweeps(adder32):
         assert torch.equal(got.moved, want.moved[some]), strength
     with pytest.raises(ValueError, match="no rows"):
         sweep.outcomes_for(60.0, [])
+    with pytest.raises(ValueError, match="row indices must lie in 0..63"):
+        sweep.outcomes_for(60.0, [64])
 
 
 def test_a_bfloat16_sweep_with_confirmation_gives_the_float32_sweep(

@@ -409,7 +409,10 @@ def _pusher(model, probe, layer, rows, digit_ids, rule, config, confirmation=Non
 
     if confirmation is None:
         return sweep
-    float32_sweep: list[PushSweep] = []  # built once, at the first close call
+
+    @functools.cache
+    def float32_sweep() -> PushSweep:  # built at the first close call, then reused
+        return PushSweep(confirmation.model, rows, digit_ids, push, layer, config.batch_size)
 
     def in_float32(strength: float, close: list[int]) -> GreedyOutcome:
         if not config.layer_skip:
@@ -420,11 +423,7 @@ def _pusher(model, probe, layer, rows, digit_ids, rule, config, confirmation=Non
                 [push(strength)],
                 config.batch_size,
             )
-        if not float32_sweep:
-            float32_sweep.append(
-                PushSweep(confirmation.model, rows, digit_ids, push, layer, config.batch_size)
-            )
-        return float32_sweep[0].outcomes_for(strength, close)
+        return float32_sweep().outcomes_for(strength, close)
 
     def confirmed(strengths, progress=False):
         return [

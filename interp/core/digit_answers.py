@@ -239,6 +239,8 @@ class PushSweep:
         upper blocks alone, like the whole sweep."""
         if len(rows) == 0:
             raise ValueError("no rows given")
+        if not all(0 <= r < len(self.order) for r in rows):
+            raise ValueError(f"row indices must lie in 0..{len(self.order) - 1}, got {list(rows)}")
         sorted_position = {original: i for i, original in enumerate(self.order)}
         wanted = sorted(sorted_position[r] for r in rows)
         amounts = torch.tensor([float(strength)])
