@@ -830,6 +830,8 @@ class Study:
             tables={
                 "pool": pool_rows,
                 "accuracy": result.tables["accuracy"],
+                # from the rows, not result.tables["own_prefix"]: a swap saved before that
+                # table existed is reused as it is, and its rows hold everything the control needs
                 "own_prefix": prefix_swap.own_prefix_table(result.tables["continuations"]),
                 "closeness": closeness,
             },
