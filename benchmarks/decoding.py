@@ -11,10 +11,10 @@ chat prompts greedily, the same number of new tokens (EOS masked on both sides),
     (d) +all     interp.generate with AddVector at blocks.{layer}.hook_resid_pre, every position
     (e) +seal    the same vector only at SEAL's boundary tokens (`boundary_tokens`), which fire
     (f) bridge   with --with-bridge: (d) decoded through the bridge's wrappers
-                 (`interp.decoding.direct.bridge_forwards`), the path before the direct forward
+                 (`interp.core.direct.bridge_forwards`), the path before the direct forward
 
 interp decodes through the Hugging Face modules directly, with the edits mirrored as torch hooks
-(`interp.decoding.direct`); the header says which path each edit list takes. The ways take turns
+(`interp.core.direct`); the header says which path each edit list takes. The ways take turns
 (a b c d e, a b c d e, ...), so load from other processes hits all alike; the table gives the
 median over repetitions of each ratio (and the best-of ratio), to (a) and to (b). Tokens must
 agree where they should: (a) = (c) and (b) = (d).
@@ -34,10 +34,10 @@ import torch
 from timing import chat_token_ids
 from transformers import AutoModelForCausalLM
 
+from interp.core.direct import DirectForwardRefusal, bridge_forwards, direct_forward_or_refusal
 from interp.core.positions import boundary_tokens
 from interp.core.tokens import eos_token_ids, left_pad
 from interp.decoding import TokenPenalty, generate
-from interp.decoding.direct import DirectForwardRefusal, bridge_forwards, direct_forward_or_refusal
 from interp.interventions import AddVector, Edit, edits
 from interp.models import load_model, preset_folder
 

@@ -1,5 +1,5 @@
 """A RED on `mlp.hook_pre_linear` in every layer (where the ReFT study's arms sit): greedy decoding
-on the fast path (`interp.decoding.direct`) against the bridge's wrappers, side by side in turns,
+on the fast path (`interp.core.direct`) against the bridge's wrappers, side by side in turns,
 bfloat16, 8 GSM8K chat prompts, 48 new tokens; prints both times, the ratio (best of 2) and how
 many token rows agree.
 
@@ -11,10 +11,10 @@ import time
 import torch
 
 import interp
+from interp.core.direct import bridge_forwards
 from interp.core.positions import AllPositions
 from interp.data.math_sets import load_problems, subset
 from interp.decoding import generate
-from interp.decoding.direct import bridge_forwards
 from interp.interventions import RED, Edit
 
 model = interp.load_model("qwen2.5-coder-0.5b-instruct", dtype="bfloat16")

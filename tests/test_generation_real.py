@@ -5,10 +5,10 @@ same tokens with and without the KV cache, batched and one by one."""
 import pytest
 import torch
 
+from interp.core.direct import DirectForward, bridge_forwards, direct_forward
 from interp.core.positions import PromptAndFirstGenerated, boundary_tokens
 from interp.core.tokens import left_pad
 from interp.decoding import generate
-from interp.decoding.direct import DirectForward, bridge_forwards, decoding_forward
 from interp.interventions import AddVector, Edit, edits
 
 pytestmark = pytest.mark.slow
@@ -107,7 +107,7 @@ def test_an_edit_equals_hf_generate_with_a_hand_written_hook(smollm2, plain_hf, 
     vector = torch.randn(smollm2.cfg.d_model)
     vector = vector / vector.norm() * 4
     edit_list = [Edit("blocks.12.hook_resid_pre", AddVector(vector))]
-    with edits(smollm2, edit_list), decoding_forward(smollm2) as forward:
+    with edits(smollm2, edit_list), direct_forward(smollm2) as forward:
         assert isinstance(forward, DirectForward)
     ours = generate(smollm2, prompts, edit_list=edit_list, max_new_tokens=16, batch_size=4)
 

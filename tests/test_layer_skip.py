@@ -104,11 +104,11 @@ def test_a_push_on_a_block_output_starts_at_the_next_block(tiny_llama):
 def test_blocks_are_restored_on_error(tiny):
     stack = decoder_stack(tiny)
     before = list(stack.layers)
-    with pytest.raises(RuntimeError, match="boom"), blocks_from(tiny, 1):
+    with pytest.raises(RuntimeError, match="boom"), blocks_from(stack, 1):
         assert len(stack.layers) == len(before) - 1
         raise RuntimeError("boom")
     assert list(stack.layers) == before
-    with pytest.raises(LayerSkipError, match="out of range"), blocks_from(tiny, 99):
+    with pytest.raises(LayerSkipError, match="out of range"), blocks_from(stack, 99):
         pass
 
 

@@ -256,3 +256,20 @@ def test_statistics_helpers():
     errors[2, :50] = 1
     estimate, low, high = threshold_with_ci(np.array([1.0, 2.0, 3.0]), errors, 0.005, 100)
     assert 1.0 < estimate <= 2.0 and low <= estimate <= high
+
+
+@pytest.mark.parametrize("noise", [0.05, 3.0, 30.0])  # each picks another penalty
+def test_ridge_loo_is_scikit_learns_ridgecv(noise):
+    from sklearn.linear_model import RidgeCV
+
+    from interp.probes.linear import ALPHAS, ridge_loo
+
+    rng = np.random.default_rng(0)
+    factors = rng.normal(size=(300, 12))
+    x = factors @ rng.normal(size=(12, 40)) + 0.5 * rng.normal(size=(300, 40)) + 3.0
+    y = factors[:, 0] + noise * rng.normal(size=300) + 7.0
+    reference = RidgeCV(alphas=ALPHAS).fit(x, y)
+    coef, intercept, alpha = ridge_loo(x, y, ALPHAS)
+    assert alpha == reference.alpha_
+    np.testing.assert_allclose(coef, reference.coef_, rtol=1e-8, atol=1e-12)
+    assert intercept == pytest.approx(reference.intercept_, rel=1e-9)

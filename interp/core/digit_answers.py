@@ -80,6 +80,9 @@ def greedy_outcomes(
         edit_list,
         batch_size=batch_size,
         min_position=min(lengths) - 1,  # the last prompt token predicts the answer's first
+        # left padded, every answer ends at the last column: unembed the answer's columns and
+        # the one after it, not the prompt's (most of the vocabulary's cost)
+        logits_to_keep=1 + max(len(r.answer) for r in rows),
     )
     total = (len(rows) + batch_size - 1) // batch_size
     for batch in tqdm(batches, total=total, disable=not progress, desc="teacher forcing"):

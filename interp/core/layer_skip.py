@@ -2,8 +2,9 @@
 
 An edit at block L leaves blocks 0..L-1 unchanged, so a sweep over many variants of that edit (push
 strengths) computes their output once and runs only the blocks from L on for each variant. The
-Hugging Face model inside the bridge runs with its decoder-layer list sliced and the cached residual
-as `inputs_embeds`; the bridge's hooks live on those layers, so edits at block L fire as usual.
+Hugging Face model runs with its decoder-layer list sliced and the cached residual as
+`inputs_embeds`: its plain copy with the edits' hooks mirrored (`interp.core.direct`), or the
+model inside the bridge, whose wrappers run them; either way edits at block L fire as usual.
 
 A key/value cache built this way holds entries for blocks L.. only. `fill_skipped_blocks` gives the
 skipped blocks zero entries of the same length, which no attention ever reads, so the cache length
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
+
+from interp.core.direct import layers_between, plain_module
 
 
 class LayerSkipError(RuntimeError):
@@ -36,17 +39,13 @@ def decoder_stack(model) -> nn.Module:
 
 
 @contextlib.contextmanager
-def blocks_from(model, first_block: int) -> Iterator[None]:
-    """Within the block, the model's forward runs only decoder blocks `first_block`.. (restored after)."""
-    stack = decoder_stack(model)
-    layers = stack.layers
-    if not 0 <= first_block < len(layers):
-        raise LayerSkipError(f"block {first_block} is out of range 0..{len(layers) - 1}")
-    stack.layers = nn.ModuleList(list(layers)[first_block:])
-    try:
+def blocks_from(stack: nn.Module, first_block: int) -> Iterator[None]:
+    """Within the block, the decoder `stack` (see `decoder_stack`) runs only its blocks
+    `first_block`.. (restored after)."""
+    if not 0 <= first_block < len(stack.layers):
+        raise LayerSkipError(f"block {first_block} is out of range 0..{len(stack.layers) - 1}")
+    with layers_between(stack, first_block):
         yield
-    finally:
-        stack.layers = layers
 
 
 def stop_after_block(model, block: int) -> int | None:
@@ -101,11 +100,13 @@ def forward_from_block(
         past_key_values=past,
         use_cache=use_cache,
     )
-    with blocks_from(model, first_block):
+    decoder_stack(model)  # a clear error where the stack cannot be cut
+    # the plain Hugging Face modules with the edits' hooks mirrored where it can (interp.core.direct)
+    with plain_module(model) as root, blocks_from(root.model, first_block):
         if not unembed:
-            out = decoder_stack(model)(**inputs)
+            out = root.model(**inputs)
             return out.last_hidden_state, out.past_key_values
-        out = model.original_model(**inputs, logits_to_keep=logits_to_keep)
+        out = root(**inputs, logits_to_keep=logits_to_keep)
     return out.logits, out.past_key_values
 
 

@@ -14,6 +14,10 @@ caching. The forwards it runs:
     decode_step(forward_fn, state, past, use_cache, last_only)  one step of the decoding loop
     shared_prefix_batches(model, sequences, ...)               [shared prefix | padding | own tokens]
 
+Each forward runs the plain Hugging Face model under the bridge, the attached hooks mirrored onto
+it, where every hook has an exact counterpart there (`interp.core.direct`: 1.4x faster than the
+bridge's wrappers on a batch of 32 prompts of qwen 0.5B), and the bridge itself otherwise.
+
 `tokens` and `mask` always cover every position the state describes, cached ones included; with
 `fed_from=k` only columns k.. are fed. Padding may sit anywhere (left, or between a cached part and
 new tokens): positions are counted from the mask, so each row computes what it would alone.
@@ -32,6 +36,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.core.direct import direct_forward
 from interp.core.positions import TokenState, token_state
 from interp.core.tokens import left_pad, pad_token_id
 from interp.interventions import Edit, edits
@@ -81,8 +86,11 @@ def forward(
 ) -> Any:
     """`model(...)` over columns `fed_from`.. of `tokens` with the token state set; returns its output."""
     feed, kwargs = _model_inputs(tokens, attention_mask, fed_from, past_key_values)
-    with feeding_tokens(tokens, attention_mask, prompt_lengths, fed_from):
-        return model(feed, **kwargs, **model_kwargs)
+    with (
+        feeding_tokens(tokens, attention_mask, prompt_lengths, fed_from),
+        direct_forward(model) as run,
+    ):
+        return run(feed, **kwargs, **model_kwargs)
 
 
 def activations(
@@ -96,13 +104,28 @@ def activations(
     past_key_values: Any = None,
     **model_kwargs: Any,
 ) -> tuple[Any, dict[str, Tensor]]:
-    """`model.run_with_cache(...)` like `forward`: its output and the activations of the fed columns."""
-    feed, kwargs = _model_inputs(tokens, attention_mask, fed_from, past_key_values)
-    with feeding_tokens(tokens, attention_mask, prompt_lengths, fed_from):
-        output, cache = model.run_with_cache(
-            feed, names_filter=names_filter, **kwargs, **model_kwargs
+    """`forward` that also returns the activations of the fed columns at the hooks `names_filter`
+    keeps (detached, like `run_with_cache`)."""
+    cache: dict[str, Tensor] = {}
+
+    def keeper(name: str) -> Callable[[Tensor, Any], None]:
+        def keep(activation: Tensor, hook: Any) -> None:
+            cache[name] = activation.detach()
+
+        return keep
+
+    names = [name for name in model.hook_dict if names_filter(name)]
+    with model.hooks(fwd_hooks=[(name, keeper(name)) for name in names]):
+        output = forward(
+            model,
+            tokens,
+            attention_mask,
+            prompt_lengths=prompt_lengths,
+            fed_from=fed_from,
+            past_key_values=past_key_values,
+            **model_kwargs,
         )
-    return output, dict(cache.items())
+    return output, cache
 
 
 def read_positions(
@@ -178,7 +201,7 @@ def decode_step(
 
     With the cache, only the tokens the cache lacks are fed (all of them first, then the last).
     `forward_fn` is the model, or a stand-in with its call signature: the direct Hugging Face
-    forward of `interp.decoding.direct` (the loop's fast path), KL-budget decoding.
+    forward of `interp.core.direct` (the loop's fast path), KL-budget decoding.
     `last_only` computes the logits of the last position only (`logits_to_keep=1`, as Hugging
     Face `generate` does): the unembedding of every prompt position is most of a prefill's cost
     for a small model with a large vocabulary.
@@ -235,7 +258,10 @@ class SharedPrefixBatch:
 
     def logits_column(self, row: int, position: int) -> int:
         """Column in `logits` of an unpadded position, also when only the last columns were kept."""
-        return self.index(row, position) - self.logits_start
+        column = self.index(row, position) - self.logits_start
+        if column < 0:
+            raise IndexError(f"position {position} lies before the logits kept for this batch")
+        return column
 
 
 @torch.no_grad()
@@ -248,6 +274,7 @@ def shared_prefix_batches(
     batch_size: int = 32,
     min_position: int | None = None,
     stop_at_layer: int | None = None,
+    logits_to_keep: int = 0,
 ) -> Iterator[SharedPrefixBatch]:
     """Run `sequences` in batches over their shared prefix, which runs once; yield each batch.
 
@@ -255,7 +282,10 @@ def shared_prefix_batches(
     each batch and the rows' own tokens run on top of it. `min_position` caps the shared prefix
     so that position (and every later one) is computed in the batch forward, where its
     activations can be read. With `names_filter`, the cache holds those hooks' activations and no
-    logits are kept; `stop_at_layer` then ends the forward before that block.
+    logits are kept; `stop_at_layer` then ends the forward before that block. Otherwise
+    `logits_to_keep` > 0 unembeds only the last that many columns where the model allows it
+    (`keeps_last_logits`; each batch's `logits_start` says where its logits begin): with left
+    padding every row ends at the last column, so the answer of a teacher-forced row lies there.
     """
     if len(sequences) == 0:
         raise ValueError("no sequences given")
@@ -298,8 +328,11 @@ def shared_prefix_batches(
                 fed_from=shared,
                 past_key_values=past,
             )
+            start = 0
             if names_filter is None:
-                logits, cache = forward(model, tokens, mask, **run), {}
+                keep = {"logits_to_keep": logits_to_keep} if logits_to_keep and last_only else {}
+                logits, cache = forward(model, tokens, mask, **run, **keep), {}
+                start = tokens.shape[1] - shared - logits.shape[1]
             else:
                 logits = None
                 _, cache = activations(
@@ -312,4 +345,4 @@ def shared_prefix_batches(
                     **run,
                     **({} if reads_unembedding else last_only),
                 )
-            yield SharedPrefixBatch(tokens, mask, shared, logits, cache, rows)
+            yield SharedPrefixBatch(tokens, mask, shared, logits, cache, rows, start)

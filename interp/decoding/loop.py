@@ -5,7 +5,7 @@ positions this forward feeds, which sequences are still edited), so position-sel
 on exactly the positions their rule names, whatever the batching and caching. Logit processors see
 the next-token logits and the state (a logits penalty is one). Greedy output with no edits equals
 Hugging Face `generate` token for token. The forwards run the Hugging Face modules directly, with
-the edits' hooks mirrored onto them (`interp.decoding.direct`), wherever every attached hook has
+the edits' hooks mirrored onto them (`interp.core.direct`), wherever every attached hook has
 an exact counterpart there; otherwise they run through the bridge.
 """
 
@@ -23,6 +23,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.direct import direct_forward
 from interp.core.kv_reuse import RowCache, stack_row_caches
 from interp.core.runner import decode_step, decoding_state, keeps_last_logits
 from interp.core.tokens import (
@@ -33,7 +34,6 @@ from interp.core.tokens import (
     eos_token_ids,
     pad_token_id,
 )
-from interp.decoding.direct import decoding_forward
 from interp.decoding.kl_budget import KLBudgetForward
 from interp.decoding.processors import LogitProcessor
 from interp.interventions import Edit, edits
@@ -207,7 +207,7 @@ def generate(
             )
     results: list[dict[str, Any] | None] = [None] * len(encoded)
     batches = range(0, len(encoded), config.batch_size)
-    with edits(model, edit_list), decoding_forward(model) as forward, torch.no_grad():
+    with edits(model, edit_list), direct_forward(model) as forward, torch.no_grad():
         for start in tqdm(batches, desc="decoding", disable=not progress):
             chunk = encoded[start : start + config.batch_size]
             seeds = [config.seed + start + i for i in range(len(chunk))]
@@ -253,7 +253,7 @@ def _decode_batch(
     """Decode one left-padded batch; returns per-sequence tokens, logprobs and touched positions.
 
     `model_forward` runs the forwards: the direct Hugging Face forward where every attached hook
-    has an exact counterpart (`interp.decoding.direct`), else `model` itself. With
+    has an exact counterpart (`interp.core.direct`), else `model` itself. With
     `initial_cache` (keys/values of every position but the last) the first step feeds only the
     last token of each prompt.
     """

@@ -1,15 +1,17 @@
-"""The decoding fast path (`interp.decoding.direct`): the same tokens, edited positions and
+"""The fast path of every forward (`interp.core.direct`): the same tokens, edited positions and
 log-probabilities as decoding through the bridge, for every position rule, with and without the
-KV cache, batched and alone; the bridge itself where a hook has no exact counterpart; no hook
-left behind, on error too."""
+KV cache, batched and alone; the runner's logits and activations (a forward stopped early
+included) as the bridge computes them; the bridge itself where a hook has no exact counterpart;
+no hook left behind, on error too."""
 
 import pytest
 import torch
 
+from interp.core.direct import DirectForward, bridge_forwards, direct_forward
 from interp.core.positions import AllPositions, current_state
+from interp.core.runner import activations, forward
 from interp.decoding import generate
-from interp.decoding.direct import DirectForward, bridge_forwards, decoding_forward
-from interp.interventions import RED, AddVector, Edit
+from interp.interventions import RED, AddVector, Edit, edits
 from interp.interventions.lora import LoRA
 from interp.testing import char_tokenizer, position_rule_examples
 
@@ -148,7 +150,7 @@ def test_a_hook_without_an_exact_counterpart_decodes_through_the_bridge(tiny, ho
         fired.append(hook.name)
 
     with tiny.hooks(fwd_hooks=[(hook, watch)]):
-        with decoding_forward(tiny) as forward:
+        with direct_forward(tiny) as forward:
             assert forward is tiny
         out = generate(tiny, PROMPTS, max_new_tokens=4, stop_at_eos=False)
     assert not direct_calls
@@ -162,7 +164,7 @@ def test_a_torch_hook_on_a_bridge_component_decodes_through_the_bridge(tiny, dir
 
     handle = tiny.blocks[0].mlp.register_forward_hook(push)
     try:
-        with decoding_forward(tiny) as forward:
+        with direct_forward(tiny) as forward:
             assert forward is tiny
         pushed = generate(tiny, PROMPTS, max_new_tokens=6)
     finally:
@@ -234,7 +236,70 @@ def test_no_hook_is_left_behind_when_decoding_fails(tiny, direct_calls):
         )
     assert len(direct_calls) == 3
     tree = direct_calls[0]
-    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in tree.modules())
+    # the plain tree keeps copies of the Hugging Face modules' own hooks (transformers installs
+    # output-capturing ones once a forward asks for attentions), never a mirrored one
+    left = [
+        hook
+        for module in tree.modules()
+        for hooks in (module._forward_hooks, module._forward_pre_hooks)
+        for hook in hooks.values()
+    ]
+    assert not [hook for hook in left if "_pre_hook.<locals>" in hook.__qualname__]
+    assert not [hook for hook in left if "_post_hook.<locals>" in hook.__qualname__]
     assert all(not point.fwd_hooks for point in tiny.hook_dict.values())
     assert torch_hooks(tiny) == hooks_before
     assert generate(tiny, PROMPTS, max_new_tokens=5).tokens == before
+
+
+def padded_batch(model):
+    tokens = model.tokenizer(PROMPTS, padding=True, padding_side="left", return_tensors="pt")
+    return tokens["input_ids"], tokens["attention_mask"]
+
+
+def test_runner_forwards_run_directly_and_compute_what_the_bridge_does(model, direct_calls):
+    tokens, mask = padded_batch(model)
+    with edits(model, steering_edits(model, AllPositions())):
+        direct = forward(model, tokens, mask, prompt_lengths=mask.sum(-1))
+        assert len(direct_calls) == 1
+        with bridge_forwards():
+            bridged = forward(model, tokens, mask, prompt_lengths=mask.sum(-1))
+    assert len(direct_calls) == 1
+    real = mask.bool()
+    torch.testing.assert_close(direct[real], bridged[real], atol=1e-4, rtol=1e-4)
+
+
+def test_activations_read_directly_are_the_bridges_and_stop_where_asked(model, direct_calls):
+    tokens, mask = padded_batch(model)
+    wanted = {"blocks.0.hook_resid_post", "blocks.0.hook_mlp_out", "blocks.1.hook_resid_post"}
+    _, bridged = model.run_with_cache(
+        tokens, attention_mask=mask, names_filter=lambda name: name in wanted
+    )
+    _, direct = activations(model, tokens, mask, names_filter=lambda name: name in wanted)
+    assert len(direct_calls) == 1 and set(direct) == wanted
+    real = mask.bool()
+    for name in wanted:
+        torch.testing.assert_close(direct[name][real], bridged[name][real], atol=1e-4, rtol=1e-4)
+    # stopped before block 1: block 0 is read, block 1 never runs
+    output, stopped = activations(
+        model,
+        tokens,
+        mask,
+        names_filter=lambda name: name in wanted,
+        return_type=None,
+        stop_at_layer=1,
+    )
+    assert output is None and set(stopped) == {"blocks.0.hook_resid_post", "blocks.0.hook_mlp_out"}
+    torch.testing.assert_close(
+        stopped["blocks.0.hook_resid_post"], direct["blocks.0.hook_resid_post"]
+    )
+
+
+def test_activations_at_a_hook_without_a_counterpart_come_from_the_bridge(tiny, direct_calls):
+    tokens, mask = padded_batch(tiny)
+    _, cache = activations(
+        tiny, tokens, mask, names_filter=lambda n: n == "blocks.0.attn.hook_pattern"
+    )
+    assert not direct_calls
+    pattern = cache["blocks.0.attn.hook_pattern"]
+    assert pattern.shape[-2:] == (tokens.shape[1], tokens.shape[1])
+    torch.testing.assert_close(pattern.sum(-1)[:, 0][mask.bool()], torch.ones(int(mask.sum())))
