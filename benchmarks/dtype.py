@@ -22,7 +22,7 @@ Parts (`--parts`, e.g. `--parts 1,4`):
     4 decode    greedy `interp.generate` on GSM8K chat prompts (`interp.data.math_prompts`),
                 `--new-tokens` each, EOS ignored, at batch 1 and at `--decode-batch`; tokens/s and
                 the share of identical output tokens (position by position) and of identical rows
-    5 train     one RED training step on every layer (as benchmarks/training_step.py: bridge
+    5 train     one RED training step on every layer (as benchmarks/training_step.py: the runner's
                 forward, float32 answer loss, backward into the edits, clipping, AdamW), the same
                 batch of GSM8K pairs; agreement: the largest loss difference at the same step
 

@@ -1,7 +1,7 @@
 """One training step with a RED edit on every layer vs a plain forward+backward of the frozen model.
 
 Same model, same batch of GSM8K training pairs (chat prompt + worked answer), timed side by side in
-one run (best of `--repeats`). "RED step" is interp's full step: forward through the bridge with
+one run (best of `--repeats`). "RED step" is interp's full step: forward through the runner with
 a RED on every `blocks.L.mlp.hook_pre_linear` (token state published, edits as hooks), the
 answer cross-entropy, backward into the RED parameters, clipping and the AdamW update. "plain" is
 the Hugging Face model with nothing attached: the same loss (logits at the answer positions),

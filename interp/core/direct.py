@@ -65,7 +65,8 @@ _BRIDGE_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 @contextlib.contextmanager
 def bridge_forwards() -> Iterator[None]:
-    """Decode through the bridge itself inside this block (to compare the two paths, or debug)."""
+    """Run every forward through the bridge itself inside this block (to compare the two paths,
+    or debug)."""
     token = _BRIDGE_ONLY.set(True)
     try:
         yield
