@@ -43,6 +43,25 @@ def test_shared_prefix_matches_each_sequence_alone(tiny, rule):
                 assert torch.allclose(got, alone[position], atol=1e-5)
 
 
+def test_kept_logits_are_the_last_columns_of_the_full_ones(tiny):
+    full = list(shared_prefix_batches(tiny, SEQUENCES, PROMPT_LENGTHS, batch_size=2))
+    kept = list(
+        shared_prefix_batches(tiny, SEQUENCES, PROMPT_LENGTHS, batch_size=2, logits_to_keep=2)
+    )
+    for whole, last in zip(full, kept, strict=True):
+        assert last.logits.shape[1] == 2 and last.logits_start == whole.logits.shape[1] - 2
+        for offset in range(last.logits.shape[0]):
+            n = len(SEQUENCES[last.rows.start + offset])
+            # left padded, every row ends at the last column (positions past the shared prefix)
+            for position in range(max(n - 2, last.shared_length), n):
+                got = last.logits[offset, last.logits_column(offset, position)]
+                want = whole.logits[offset, whole.logits_column(offset, position)]
+                torch.testing.assert_close(got, want)
+            if n - 3 >= last.shared_length:  # a column fed but not unembedded
+                with pytest.raises(IndexError, match="before the logits kept"):
+                    last.logits_column(offset, n - 3)
+
+
 def test_cache_of_suffix_positions_only(tiny):
     hook = "blocks.1.hook_resid_post"
     (batch,) = shared_prefix_batches(
