@@ -436,14 +436,12 @@ def direct_forward_or_refusal(model) -> tuple[DirectForward, list[Any]] | Direct
 
 
 @contextlib.contextmanager
-def plain_module(model) -> Iterator[nn.Module]:
-    """The Hugging Face module tree to call inside this block: the plain copy with every hook
-    attached now mirrored where each has an exact counterpart, else the bridge's `original_model`,
-    whose wrappers run every hook. Attach the edits first; the mirrored hooks are removed on exit,
-    on error too, and the bridge is never modified."""
+def _mirrored(model) -> Iterator[nn.Module | None]:
+    """The plain copy with the hooks attached now mirrored (None where refused); the mirrored
+    hooks are removed on exit, on error too."""
     found = _plain_with_hooks(model)
     if isinstance(found, DirectForwardRefusal):
-        yield model.original_model
+        yield None
         return
     plain, handles = found
     try:
@@ -454,6 +452,15 @@ def plain_module(model) -> Iterator[nn.Module]:
 
 
 @contextlib.contextmanager
+def plain_module(model) -> Iterator[nn.Module]:
+    """The Hugging Face module tree to call inside this block: the plain copy with every hook
+    attached now mirrored where each has an exact counterpart, else the bridge's `original_model`,
+    whose wrappers run every hook. Attach the edits first; the bridge is never modified."""
+    with _mirrored(model) as plain:
+        yield model.original_model if plain is None else plain
+
+
+@contextlib.contextmanager
 def direct_forward(model) -> Iterator[Callable[..., Any]]:
     """What to call for forwards inside this block: the direct forward when every hook attached
     to `model` now has an exact counterpart, else the bridge itself.
@@ -461,14 +468,12 @@ def direct_forward(model) -> Iterator[Callable[..., Any]]:
     Attach the edits first. The mirrored hooks live on the plain copy only and are removed on
     exit, on error too; the bridge is never modified.
     """
-    found = direct_forward_or_refusal(model)
-    if isinstance(found, DirectForwardRefusal):
-        yield model
-        return
-    direct, handles = found
-    try:
-        yield direct
-    finally:
-        for handle in handles:
-            handle.remove()
-        direct.plain = None  # the copy holds the hook functions: let them go with the block
+    with _mirrored(model) as plain:
+        if plain is None:
+            yield model
+            return
+        direct = DirectForward(plain)
+        try:
+            yield direct
+        finally:
+            direct.plain = None  # the copy holds the hook functions: let them go with the block

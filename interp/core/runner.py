@@ -106,16 +106,8 @@ def activations(
 ) -> tuple[Any, dict[str, Tensor]]:
     """`forward` that also returns the activations of the fed columns at the hooks `names_filter`
     keeps (detached, like `run_with_cache`)."""
-    cache: dict[str, Tensor] = {}
-
-    def keeper(name: str) -> Callable[[Tensor, Any], None]:
-        def keep(activation: Tensor, hook: Any) -> None:
-            cache[name] = activation.detach()
-
-        return keep
-
     names = [name for name in model.hook_dict if names_filter(name)]
-    with model.hooks(fwd_hooks=[(name, keeper(name)) for name in names]):
+    with _reading(model, names, Tensor.detach) as cache:
         output = forward(
             model,
             tokens,
@@ -126,6 +118,24 @@ def activations(
             **model_kwargs,
         )
     return output, cache
+
+
+@contextlib.contextmanager
+def _reading(
+    model, names: Sequence[str], take: Callable[[Tensor], Tensor]
+) -> Iterator[dict[str, Tensor]]:
+    """Within the block, each forward stores `take(activation)` of every hook in `names` in the
+    dict yielded (the hooks are removed on exit, on error too)."""
+    read: dict[str, Tensor] = {}
+
+    def keeper(name: str) -> Callable[[Tensor, Any], None]:
+        def keep(activation: Tensor, hook: Any) -> None:
+            read[name] = take(activation)
+
+        return keep
+
+    with model.hooks(fwd_hooks=[(name, keeper(name)) for name in names]):
+        yield read
 
 
 def read_positions(
@@ -144,15 +154,7 @@ def read_positions(
     The hooks keep only those positions, so memory never holds [batch, positions, d] per hook;
     no logits are computed, and the forward ends before block `stop_at_layer`.
     """
-    captured: dict[str, Tensor] = {}
-
-    def keeper(name: str) -> Callable[[Tensor, Any], None]:
-        def keep(activation: Tensor, hook: Any) -> None:
-            captured[name] = activation[rows, columns].float().cpu()
-
-        return keep
-
-    with model.hooks(fwd_hooks=[(name, keeper(name)) for name in hooks]):
+    with _reading(model, hooks, lambda a: a[rows, columns].float().cpu()) as captured:
         forward(
             model,
             tokens,
