@@ -13,8 +13,9 @@ from pathlib import Path
 
 RESULT_PREFIX = "GPU_SHAPES_RESULT "
 WAYS = ("hf", "hf_hook", "interp", "interp_edit")
-# pytest's closing line, e.g. "===== 3 failed, 21 passed in 80.12s (0:01:20) ====="
-PYTEST_CLOSING = re.compile(r"^=+ (.+ in [\d.]+s.*?) =+$")
+# pytest's closing line: "===== 3 failed, 21 passed in 80.12s (0:01:20) =====", or with -q
+# and its output piped (as gpu_check.sh runs it) "25 passed in 4.12s"
+PYTEST_CLOSING = re.compile(r"^(?:=+ )?(\d+ [a-z]+\b.* in [\d.]+s.*?)(?: =+)?$")
 # pytest -q's progress lines, e.g. "..F.s....  [ 40%]"
 PYTEST_PROGRESS = re.compile(r"^[.FEsxX]+( +\[ *\d+%\])?$")
 PROGRESS_MARKS = {".": "passed", "F": "failed", "E": "errors", "s": "skipped"}

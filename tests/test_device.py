@@ -374,3 +374,19 @@ def test_the_gpu_benchmark_runs_at_small_shapes(device_under_test, monkeypatch, 
     assert parts["bandwidth"]["copy_GBps"] > 0
     assert parts["sweep"]["agreement"] == 1.0  # the sweep's outcomes equal full forwards'
     assert parts["train"]["red_step_s"] > 0 and math.isfinite(parts["train"]["loss"])
+
+
+@pytest.mark.parametrize(
+    "closing, expected",
+    [
+        ("25 passed in 4.12s", "25 passed in 4.12s"),  # -q, piped: how gpu_check.sh runs it
+        ("==== 3 failed, 21 passed in 80.12s (0:01:20) ====", "3 failed, 21 passed in 80.12s (0:01:20)"),
+        ("0.86s setup    tests/test_device.py::test_x[float32]", "stopped before the end: 3 passed, 1 failed"),
+    ],
+)  # fmt: skip
+def test_the_gpu_summary_reads_how_pytest_ended(tmp_path, monkeypatch, closing, expected):
+    monkeypatch.syspath_prepend(str(REPOSITORY / "benchmarks"))
+    gpu_summary = importlib.import_module("gpu_summary")
+    log = tmp_path / "tests.log"
+    log.write_text(f"..F.                                 [ 16%]\n{closing}\n")
+    assert gpu_summary.pytest_closing(log) == expected

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from interp.core.digit_answers import PushSweep, greedy_outcomes
+from interp.core.digit_answers import PushSweep, cut_tolerance, greedy_outcomes
 from interp.core.layer_skip import LayerSkipError, blocks_from, decoder_stack, forward_from_block
 from interp.core.positions import AllPositions, GeneratedPositions, PromptPositions
 from interp.data.arithmetic import addition_problems, digit_token_ids, encode_problems
@@ -121,3 +121,29 @@ def test_forward_from_block_zero_is_the_model(tiny):
     cut, _ = forward_from_block(tiny, cache["blocks.1.hook_resid_pre"], 1, mask)
     real = mask.bool()
     assert torch.allclose(cut[real], logits[real], atol=1e-5)
+
+
+@pytest.fixture
+def bfloat16_products():
+    """Float32 matrix products in bfloat16 (where the CPU or GPU has bf16 units), restored after."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    yield
+    torch.set_float32_matmul_precision(before)
+
+
+def test_the_cut_check_allows_bfloat16_products_in_float32(smollm2, bfloat16_products):
+    """`set_float32_matmul_precision("medium")` rounds float32 products like bfloat16 (on this
+    CPU smollm2's cut moved the logits by 0.13, ten times the float32 tolerance): the check that
+    a cut forward equals the full one allows that rounding, and the sweep runs."""
+    assert cut_tolerance(torch.float32) == cut_tolerance(torch.bfloat16)
+    rows = encode_problems(addition_problems(8, 2, seed=9), smollm2.tokenizer, "chat")
+    direction = torch.randn(smollm2.cfg.d_model, generator=torch.Generator().manual_seed(3))
+    push = _push_factory(smollm2, 10, direction, 1.0, AllPositions())
+    sweep = PushSweep(smollm2, rows, digit_token_ids(smollm2.tokenizer), push, 10)  # checks the cut
+    assert len(sweep.outcomes([0.0])[0].correct) == len(rows)
+
+
+def test_full_float32_products_keep_the_tight_cut_tolerance():
+    assert torch.get_float32_matmul_precision() == "highest"
+    assert cut_tolerance(torch.float32) == 1e-3

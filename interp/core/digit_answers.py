@@ -390,9 +390,18 @@ def _pushed_shared_cache(model, shared_tokens, shared_residual, edit, block):
 def cut_tolerance(dtype: torch.dtype) -> float:
     """How far (relative to the logits' scale) a forward started at a block may differ from the
     full forward by rounding alone: 1e-3 in float32, eight rounding steps in lower precision (the
-    cut and the full forward sum in other orders); a wrong cut differs by the logits' own scale."""
-    if dtype == torch.float32 or dtype == torch.float64:
+    cut and the full forward sum in other orders); a wrong cut differs by the logits' own scale.
+
+    Float32 whose matrix products run in lower precision (`torch.set_float32_matmul_precision`:
+    "high" allows TF32 on CUDA, "medium" bfloat16 on CUDA and on CPUs with bf16 units) rounds like
+    that precision."""
+    if dtype == torch.float64:
         return 1e-3
+    if dtype == torch.float32:
+        products = torch.get_float32_matmul_precision()
+        if products == "medium":
+            return 8 * torch.finfo(torch.bfloat16).eps
+        return 8 * 2.0**-10 if products == "high" else 1e-3  # TF32 keeps 10 mantissa bits
     return 8 * torch.finfo(dtype).eps
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from interp.core.digit_answers import GreedyOutcome
+from interp.models.dtypes import full_float32_products
 from interp.models.loading import reload_as
 
 # logits: twice the largest bf16 margin of a flipped outcome seen (benchmarks/confirm_margin.py)
@@ -64,7 +65,8 @@ class Float32Confirmation:
         self.checked += len(close)
         if len(close) == 0:
             return outcome
-        again = recompute(close.tolist())
+        with full_float32_products():  # float32 decides, also where products may round lower
+            again = recompute(close.tolist())
         differs = (again.correct != outcome.correct[close]) | (again.moved != outcome.moved[close])
         self.changed += int(differs.sum())
         correct, moved = outcome.correct.clone(), outcome.moved.clone()

@@ -13,6 +13,8 @@ answers (issue 19, point 3); "auto" follows the hardware now.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -25,6 +27,7 @@ __all__ = [
     "cpu_flags",
     "cpu_has_native_bf16",
     "dtype_name",
+    "full_float32_products",
     "native_dtype",
     "resolve_dtype",
 ]
@@ -114,3 +117,16 @@ def resolve_dtype(
 def dtype_name(dtype: torch.dtype) -> str:
     """ "bfloat16" for torch.bfloat16: the name used in flags, configs and fingerprints."""
     return str(dtype).removeprefix("torch.")
+
+
+@contextlib.contextmanager
+def full_float32_products() -> Iterator[None]:
+    """Float32 matrix products in full float32 within the block, whatever
+    `torch.set_float32_matmul_precision` allows outside ("high": TF32, "medium": bfloat16), and
+    the setting restored after: for the steps that decide in float32 on purpose."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)

@@ -29,7 +29,9 @@ SAMPLES_PER_TENSOR = 512
 
 @torch.no_grad()
 def model_fingerprint(model: Any) -> dict[str, str]:
-    """{"model": name, "weights": 16-hex-digit digest, "dtype": dtype of the weights}."""
+    """{"model": name, "weights": 16-hex-digit digest, "dtype": dtype of the weights}, and
+    "float32_products" where `torch.set_float32_matmul_precision` lets float32 products round
+    lower than float32 ("high", "medium")."""
     digest = hashlib.sha256()
     dtypes = set()
     for name, parameter in model.named_parameters():
@@ -43,11 +45,16 @@ def model_fingerprint(model: Any) -> dict[str, str]:
         places = torch.arange(count, device=flat.device) * (flat.numel() - 1) // max(count - 1, 1)
         sample = flat[places]
         digest.update(sample.float().cpu().numpy().tobytes())
-    return {
+    fingerprint = {
         "model": model_name(model),
         "weights": digest.hexdigest()[:16],
         "dtype": "+".join(sorted(dtypes)) or "none",
     }
+    products = torch.get_float32_matmul_precision()
+    if "float32" in dtypes and products != "highest":
+        # float32 products rounded lower (set_float32_matmul_precision): not float32's answers
+        fingerprint["float32_products"] = products
+    return fingerprint
 
 
 def fingerprint_difference(saved: Any, now: dict[str, str]) -> str:
@@ -59,6 +66,10 @@ def fingerprint_difference(saved: Any, now: dict[str, str]) -> str:
         parts.append(f"model {saved.get('model')!r}, not {now['model']!r}")
     if saved.get("dtype") != now["dtype"]:
         parts.append(f"dtype {saved.get('dtype')!r}, not {now['dtype']!r}")
+    if saved.get("float32_products", "highest") != now.get("float32_products", "highest"):
+        saved_products = saved.get("float32_products", "highest")
+        now_products = now.get("float32_products", "highest")
+        parts.append(f"float32 matmul precision {saved_products!r}, not {now_products!r}")
     if saved.get("weights") != now["weights"]:
         parts.append(f"weights {saved.get('weights')!r}, not {now['weights']!r}")
     return "it was made with " + ", ".join(parts) if parts else ""
