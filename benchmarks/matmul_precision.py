@@ -49,11 +49,16 @@ def timed(work, *args, **kwargs):
 
 
 def probe_agreement(full, bf16) -> dict:
-    """Largest R² gap per position (and its layer), penalties that moved, the best layer's direction."""
+    """R² gaps per position (bf16 products minus full float32, per layer, and the largest),
+    penalties that moved, the best layer's direction and unit."""
     gaps = {}
     for position in full.config.positions:
-        gap = (torch.tensor(bf16.r2(position)) - torch.tensor(full.r2(position))).abs()
-        gaps[position] = {"largest_r2_gap": float(gap.max()), "at_layer": int(gap.argmax())}
+        gap = torch.tensor(bf16.r2(position)) - torch.tensor(full.r2(position))
+        gaps[position] = {
+            "largest_r2_gap": float(gap.abs().max()),
+            "at_layer": int(gap.abs().argmax()),
+            "per_layer": [round(g, 5) for g in gap.tolist()],
+        }
     moved = (full.tensors["ridge_alphas"] != bf16.tensors["ridge_alphas"]).nonzero().tolist()
     layer = full.best_layer()
     return {

@@ -66,9 +66,10 @@ def fingerprint_difference(saved: Any, now: dict[str, str]) -> str:
         parts.append(f"model {saved.get('model')!r}, not {now['model']!r}")
     if saved.get("dtype") != now["dtype"]:
         parts.append(f"dtype {saved.get('dtype')!r}, not {now['dtype']!r}")
-    if saved.get("float32_products", "highest") != now.get("float32_products", "highest"):
-        saved_products = saved.get("float32_products", "highest")
-        now_products = now.get("float32_products", "highest")
+    # absent: full float32 products (or no float32 weights), as every earlier result was made
+    saved_products = saved.get("float32_products", "highest")
+    now_products = now.get("float32_products", "highest")
+    if saved_products != now_products:
         parts.append(f"float32 matmul precision {saved_products!r}, not {now_products!r}")
     if saved.get("weights") != now["weights"]:
         parts.append(f"weights {saved.get('weights')!r}, not {now['weights']!r}")
