@@ -134,7 +134,7 @@ def bfloat16_products():
 
 def test_the_cut_check_allows_bfloat16_products_in_float32(smollm2, bfloat16_products):
     """`set_float32_matmul_precision("medium")` rounds float32 products like bfloat16 (on this
-    CPU smollm2's cut moved the logits by 0.13, ten times the float32 tolerance): the check that
+    CPU smollm2's cut moved the logits by 0.13, beyond the float32 tolerance): the check that
     a cut forward equals the full one allows that rounding, and the sweep runs."""
     assert cut_tolerance(torch.float32) == cut_tolerance(torch.bfloat16)
     rows = encode_problems(addition_problems(8, 2, seed=9), smollm2.tokenizer, "chat")
