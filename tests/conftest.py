@@ -37,6 +37,15 @@ def device_under_test(request) -> torch.device:
     return torch.device(name)
 
 
+@pytest.fixture
+def bfloat16_products():
+    """Float32 matrix products in bfloat16 (where the CPU or GPU has bf16 units), restored after."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    yield
+    torch.set_float32_matmul_precision(before)
+
+
 @pytest.fixture(scope="session")
 def tiny():
     """A 2-layer Qwen2-architecture model with a character tokenizer, booted as a bridge."""

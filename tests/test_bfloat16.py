@@ -207,7 +207,9 @@ def test_a_float32_result_is_never_reused_for_bfloat16(tmp_path, capsys):
     assert len(computed) == 2 and again.meta["fingerprint"]["dtype"] == "bfloat16"
 
 
-def test_a_result_with_bfloat16_products_is_not_reused_in_full_float32(tmp_path, capsys):
+def test_a_result_with_bfloat16_products_is_not_reused_in_full_float32(
+    tmp_path, capsys, bfloat16_products
+):
     """float32 weights whose products rounded to bfloat16 (`set_float32_matmul_precision
     ("medium")`) give other answers than float32: such a result records it and is recomputed."""
     model = tiny_model("qwen2", n_layers=2, d_model=32, seed=1)
@@ -222,14 +224,10 @@ def test_a_result_with_bfloat16_products_is_not_reused_in_full_float32(tmp_path,
         return number_probe.run(model, **config.__dict__)
 
     folder = tmp_path / "probe"
-    before = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("medium")
-    try:
-        first = reuse_or_run(folder, number_probe.NumberProbeResult, config, run, model=model)
-    finally:
-        torch.set_float32_matmul_precision(before)
+    first = reuse_or_run(folder, number_probe.NumberProbeResult, config, run, model=model)
     assert first.meta["fingerprint"]["float32_products"] == "medium"
-    again = reuse_or_run(folder, number_probe.NumberProbeResult, config, run, model=model)
+    with dtypes.full_float32_products():
+        again = reuse_or_run(folder, number_probe.NumberProbeResult, config, run, model=model)
     assert computed == ["medium", "highest"] and "float32_products" not in again.meta["fingerprint"]
     assert "float32 matmul precision 'medium', not 'highest'" in capsys.readouterr().out
 
@@ -450,7 +448,7 @@ def test_confirmation_decides_the_close_calls_in_float32(adder16, adder32):
     assert nothing.checked == sum(int((o.margin < 1e-6).sum()) for o in rough)
 
 
-def test_confirmation_runs_full_float32_products(adder16, adder32):
+def test_confirmation_runs_full_float32_products(adder16, adder32, bfloat16_products):
     """Where the user lets float32 products round to bfloat16 (`set_float32_matmul_precision`),
     the close calls are still decided with full float32 products, and the setting comes back."""
     rows, digits, push, strengths = _breaking_sweep(adder16)
@@ -461,13 +459,8 @@ def test_confirmation_runs_full_float32_products(adder16, adder32):
         seen.append(torch.get_float32_matmul_precision())
         return greedy_outcomes(adder32, [rows[i] for i in close], digits, [push(60.0)])
 
-    before = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("medium")
-    try:
-        Float32Confirmation(adder32, margin=float("inf")).confirm(rough[0], again)
-        assert torch.get_float32_matmul_precision() == "medium"
-    finally:
-        torch.set_float32_matmul_precision(before)
+    Float32Confirmation(adder32, margin=float("inf")).confirm(rough[0], again)
+    assert torch.get_float32_matmul_precision() == "medium"
     assert seen == ["highest"]
 
 

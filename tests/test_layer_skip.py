@@ -123,15 +123,6 @@ def test_forward_from_block_zero_is_the_model(tiny):
     assert torch.allclose(cut[real], logits[real], atol=1e-5)
 
 
-@pytest.fixture
-def bfloat16_products():
-    """Float32 matrix products in bfloat16 (where the CPU or GPU has bf16 units), restored after."""
-    before = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("medium")
-    yield
-    torch.set_float32_matmul_precision(before)
-
-
 def test_the_cut_check_allows_bfloat16_products_in_float32(smollm2, bfloat16_products):
     """`set_float32_matmul_precision("medium")` rounds float32 products like bfloat16 (on this
     CPU smollm2's cut moved the logits by 0.13, beyond the float32 tolerance): the check that
