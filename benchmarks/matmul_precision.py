@@ -126,6 +126,10 @@ def main() -> None:
         help="time the whole first command at each precision, in turns, in its own process",
     )
     args = parser.parse_args()
+    try:  # before minutes of work: a folder that cannot be made fails now, not at the end
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"--out {args.out}: {error}")
     if args.whole_command:
         runs = {precision: whole_command(precision, args.out) for precision in PRECISIONS}
         write_json_atomic(args.out / "whole_command.json", runs)
@@ -165,7 +169,6 @@ def main() -> None:
             p: [breaks[p]["n_broken"], breaks[p]["n_base_correct"]] for p in PRECISIONS
         },
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out / "matmul_precision.json", result)
     print(json.dumps(result, indent=1))
     print("\n| part | full float32 | bfloat16 products | ratio |\n| --- | --- | --- | --- |")
